@@ -1,0 +1,291 @@
+//! Image folders: one sub-folder per class, as torchvision's `ImageFolder`.
+//!
+//! ```text
+//! root/
+//!   cat/  001.png  002.jpg ...
+//!   dog/  a.bmp ...
+//! ```
+//!
+//! Classes are the sub-folders sorted by name (byte order), labelled `0..`; images within a
+//! class are sorted by file name. Files ending in `.png`, `.jpg`, `.jpeg` or `.bmp` (any
+//! case) are read; other files and names starting with `.` are ignored. Images are decoded
+//! with the `image` crate, in parallel with rayon; the result does not depend on the number
+//! of threads (the order is the sorted order above, and the first failing file in that order
+//! is the one reported).
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+use rayon::prelude::*;
+
+use crate::dataset::ImageSet;
+use crate::error::{DataError, Result};
+
+/// The filter used when [`load_image_folder`] resizes: `Triangle`, i.e. bilinear
+/// interpolation (over the source footprint when shrinking), the same family as
+/// torchvision's default `Resize` interpolation.
+pub const RESIZE_FILTER: FilterType = FilterType::Triangle;
+
+const EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.to_string_lossy().starts_with('.')
+}
+
+/// Sorted entries of `dir` that are not hidden.
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
+        let entry = entry.map_err(|e| DataError::io(dir, e))?;
+        if !is_hidden(&entry.file_name()) {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Decodes one image to CHW `u8` with `channels` channels, resized when asked.
+fn decode(
+    path: &Path,
+    channels: usize,
+    resize_to: Option<(usize, usize)>,
+) -> Result<(usize, usize, Vec<u8>)> {
+    let reader = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| DataError::io(path, e))?;
+    let img = reader
+        .decode()
+        .map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
+    let img = match resize_to {
+        Some((h, w)) if (img.height() as usize, img.width() as usize) != (h, w) => {
+            img.resize_exact(w as u32, h as u32, RESIZE_FILTER)
+        }
+        _ => img,
+    };
+    let (h, w) = (img.height() as usize, img.width() as usize);
+    let chw = if channels == 1 {
+        img.to_luma8().into_raw()
+    } else {
+        let hwc = img.to_rgb8().into_raw();
+        let plane = h * w;
+        let mut chw = vec![0u8; 3 * plane];
+        for (i, px) in hwc.chunks_exact(3).enumerate() {
+            chw[i] = px[0];
+            chw[plane + i] = px[1];
+            chw[2 * plane + i] = px[2];
+        }
+        chw
+    };
+    Ok((h, w, chw))
+}
+
+/// Loads an image folder (one sub-folder per class) into an [`ImageSet`].
+///
+/// - `channels`: 1 converts every image to grey (luma), 3 to RGB.
+/// - `resize_to`: `Some((height, width))` resizes every image to exactly that size with
+///   [`RESIZE_FILTER`] (aspect ratio not kept); `None` requires all images to share the
+///   size of the first one.
+///
+/// # Errors
+/// [`DataError::Io`] naming an unreadable folder or file; [`DataError::Format`] naming the
+/// root when `channels` is not 1 or 3, when it has no class sub-folder or no image, naming
+/// an image that cannot be decoded, or (without `resize_to`) the first image whose size
+/// differs from the first image's.
+pub fn load_image_folder(
+    dir: &Path,
+    channels: usize,
+    resize_to: Option<(usize, usize)>,
+) -> Result<ImageSet> {
+    if channels != 1 && channels != 3 {
+        return Err(DataError::format(
+            dir,
+            format!("expected 1 (grey) or 3 (RGB) channels, found {channels}"),
+        ));
+    }
+    if let Some((h, w)) = resize_to {
+        if h == 0 || w == 0 || h > u32::MAX as usize || w > u32::MAX as usize {
+            return Err(DataError::format(
+                dir,
+                format!("expected a positive resize size, found {h}x{w}"),
+            ));
+        }
+    }
+    let class_dirs: Vec<PathBuf> = sorted_entries(dir)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect();
+    if class_dirs.is_empty() {
+        return Err(DataError::format(
+            dir,
+            "expected one sub-folder per class, found none",
+        ));
+    }
+    let mut class_names = Vec::with_capacity(class_dirs.len());
+    let mut files: Vec<(PathBuf, u32)> = Vec::new();
+    for (label, class_dir) in class_dirs.iter().enumerate() {
+        class_names.push(
+            class_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        for path in sorted_entries(class_dir)? {
+            let is_image = path
+                .extension()
+                .map(|e| EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
+                .unwrap_or(false);
+            if is_image && path.is_file() {
+                files.push((path, label as u32));
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(DataError::format(
+            dir,
+            format!(
+                "expected images ({}) in the class sub-folders, found none",
+                EXTENSIONS.join(", ")
+            ),
+        ));
+    }
+    let decoded: Vec<Result<(usize, usize, Vec<u8>)>> = files
+        .par_iter()
+        .map(|(path, _)| decode(path, channels, resize_to))
+        .collect();
+    let mut pixels = Vec::new();
+    let mut labels = Vec::with_capacity(files.len());
+    let mut size: Option<(usize, usize, &Path)> = None;
+    for ((path, label), result) in files.iter().zip(decoded) {
+        let (h, w, chw) = result?;
+        match size {
+            None => {
+                size = Some((h, w, path));
+                pixels.reserve(files.len() * chw.len());
+            }
+            Some((h0, w0, first)) if (h, w) != (h0, w0) => {
+                return Err(DataError::format(
+                    path,
+                    format!(
+                        "expected {h0}x{w0} (height x width, the size of {}), found {h}x{w}; \
+                         pass a resize size to load images of different sizes",
+                        first.display()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        pixels.extend_from_slice(&chw);
+        labels.push(*label);
+    }
+    let (h, w, _) = size.expect("at least one image was decoded");
+    ImageSet::new(pixels, labels, channels, h, w, class_names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma, Rgb, RgbImage};
+
+    /// root/{a,b}/ with 2x3 images; pixel (x, y) of image k in class c is c*100 + k*10 + x + y.
+    fn make(root: &Path, ext: &str) {
+        for (c, class) in ["b_second", "a_first"].iter().enumerate() {
+            let dir = root.join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for k in 0..2u8 {
+                let img = RgbImage::from_fn(3, 2, |x, y| {
+                    let v = (c as u8) * 100 + k * 10 + x as u8 + y as u8;
+                    Rgb([v, v / 2, 255 - v])
+                });
+                img.save(dir.join(format!("img{k}.{ext}"))).unwrap();
+            }
+        }
+        std::fs::write(root.join("a_first").join("notes.txt"), "ignored").unwrap();
+    }
+
+    #[test]
+    fn reads_sorted_classes_as_chw_rgb() {
+        let root = tempfile::tempdir().unwrap();
+        make(root.path(), "png");
+        let set = load_image_folder(root.path(), 3, None).unwrap();
+        assert_eq!(set.class_names, vec!["a_first", "b_second"]);
+        assert_eq!(set.labels, vec![0, 0, 1, 1]);
+        assert_eq!((set.channels, set.height, set.width), (3, 2, 3));
+        // Image 1 = a_first/img1 (written with c = 1): pixel (x=2, y=1) = 100 + 10 + 3.
+        let img = set.image(1);
+        let at = |ch: usize| img[ch * 6 + 3 + 2];
+        assert_eq!((at(0), at(1), at(2)), (113, 56, 142));
+    }
+
+    #[test]
+    fn grey_bmp_and_resize() {
+        let root = tempfile::tempdir().unwrap();
+        make(root.path(), "bmp");
+        let dir = root.path().join("a_first");
+        GrayImage::from_pixel(5, 4, Luma([77]))
+            .save(dir.join("z_big.png"))
+            .unwrap();
+        let msg = load_image_folder(root.path(), 1, None)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("z_big.png") && msg.contains("expected 2x3") && msg.contains("4x5"));
+        let set = load_image_folder(root.path(), 1, Some((4, 4))).unwrap();
+        assert_eq!(
+            (set.len(), set.channels, set.height, set.width),
+            (5, 1, 4, 4)
+        );
+        // A constant image stays constant after resizing.
+        assert!(set.image(2).iter().all(|&p| p == 77));
+    }
+
+    #[test]
+    fn unreadable_image_is_named() {
+        let root = tempfile::tempdir().unwrap();
+        make(root.path(), "png");
+        std::fs::write(
+            root.path().join("b_second").join("broken.jpg"),
+            b"not a jpeg",
+        )
+        .unwrap();
+        let msg = load_image_folder(root.path(), 3, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("broken.jpg") && msg.contains("cannot decode"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_arguments_and_empty_folders() {
+        let root = tempfile::tempdir().unwrap();
+        let msg = load_image_folder(root.path(), 3, None)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("sub-folder per class"), "{msg}");
+        std::fs::create_dir(root.path().join("empty")).unwrap();
+        let msg = load_image_folder(root.path(), 3, None)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("found none"), "{msg}");
+        let msg = load_image_folder(root.path(), 2, None)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("found 2"), "{msg}");
+        let msg = load_image_folder(&root.path().join("missing"), 3, None)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("missing"), "{msg}");
+    }
+
+    #[test]
+    fn named_folder_uses_train_and_test() {
+        let root = tempfile::tempdir().unwrap();
+        make(&root.path().join("train"), "png");
+        make(&root.path().join("test"), "jpg");
+        let train = crate::formats::load_named("folder", root.path(), true).unwrap();
+        let test = crate::formats::load_named("folder", root.path(), false).unwrap();
+        assert_eq!((train.len(), test.len()), (4, 4));
+        assert_eq!(test.class_names, train.class_names);
+    }
+}

@@ -1,0 +1,26 @@
+//! # unseen-data
+//!
+//! Datasets, benchmark splits, augmentation and loaders for Unseen.
+//!
+//! - [`formats`]: readers for IDX (MNIST / Fashion-MNIST, raw or gzip), CIFAR-10/100 binary
+//!   and image folders. Every reader validates headers and sizes and returns a typed
+//!   [`DataError`] naming the file.
+//! - [`ImageSet`]: the one in-memory representation every reader returns (u8 pixels, CHW).
+//! - [`splits`]: seeded class-subset splits and OOD benchmark descriptions.
+//! - [`transforms`]: normalize, random crop with padding, horizontal flip, mixup, CutMix.
+//! - [`loader`]: seeded, parallel batching into `f32` buffers ready for burn tensors.
+//! - [`download`]: fetch official archives into a cache with checksum verification.
+//! - [`rng`]: the deterministic random generator used everywhere (stable across versions).
+
+pub mod dataset;
+pub mod download;
+pub mod error;
+pub mod formats;
+pub mod loader;
+pub mod rng;
+pub mod splits;
+pub mod transforms;
+
+pub use dataset::ImageSet;
+pub use error::DataError;
+pub use rng::Rng;

@@ -1,0 +1,347 @@
+//! OOD benchmark descriptions: one in-distribution set and named OOD sets grouped
+//! `near` / `far` (the grouping of OpenOOD v1.5).
+//!
+//! A trainer config embeds it, e.g. MNIST-0-5 as ID with two OOD sets:
+//!
+//! ```toml
+//! [benchmark.id]
+//! source = "mnist"
+//! path = "data/mnist"
+//! classes = "0-5"
+//!
+//! [[benchmark.ood]]
+//! name = "mnist-6-9"
+//! group = "near"
+//! dataset = { source = "mnist", path = "data/mnist", classes = "6-9" }
+//!
+//! [[benchmark.ood]]
+//! name = "fashion-mnist"
+//! group = "far"
+//! dataset = { source = "fashion-mnist", path = "data/fashion", limit_per_class = 100 }
+//! ```
+//!
+//! These types only describe the sets; the trainer loads them with
+//! [`formats`](crate::formats), keeps `classes` with
+//! [`ImageSet::subset_classes`](crate::ImageSet::subset_classes) and applies
+//! `limit_per_class` with [`per_class_limit`](super::per_class_limit).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::ClassSpec;
+use crate::error::{DataError, Result};
+
+/// The dataset sources a [`DatasetRef`] may name.
+pub const SOURCES: &[&str] = &["mnist", "fashion-mnist", "cifar10", "cifar100", "folder"];
+
+/// Where a dataset comes from and which part of it to use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetRef {
+    /// The format / dataset: one of [`SOURCES`] (`"mnist"`, `"fashion-mnist"`, `"cifar10"`,
+    /// `"cifar100"`, `"folder"`).
+    pub source: String,
+    /// The directory (or file) holding it.
+    pub path: PathBuf,
+    /// The classes to keep, as a [`ClassSpec`] (`"0-5"`, `"0-4,7"`); all when absent.
+    /// Kept classes are relabelled `0..k` in the order written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<String>,
+    /// Keep at most this many images per class (seeded); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_per_class: Option<usize>,
+}
+
+impl DatasetRef {
+    /// The parsed class list, `None` when every class is kept.
+    pub fn class_spec(&self) -> Result<Option<ClassSpec>> {
+        self.classes.as_deref().map(ClassSpec::parse).transpose()
+    }
+
+    /// Checks the source name, the path, the class list and the limit.
+    pub fn validate(&self) -> Result<()> {
+        if !SOURCES.contains(&self.source.as_str()) {
+            return Err(DataError::Split(format!(
+                "unknown dataset source {:?} (expected one of {})",
+                self.source,
+                SOURCES.join(", ")
+            )));
+        }
+        if self.path.as_os_str().is_empty() {
+            return Err(DataError::Split(format!(
+                "dataset source {:?} has an empty path",
+                self.source
+            )));
+        }
+        self.class_spec()?;
+        if self.limit_per_class == Some(0) {
+            return Err(DataError::Split(format!(
+                "dataset {}: limit_per_class = 0 keeps no image",
+                self.default_name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A readable name: the source, followed by the class list when one is given, e.g.
+    /// `"mnist-0-5"` (the form `metrics.json` uses).
+    pub fn default_name(&self) -> String {
+        match self.class_spec() {
+            Ok(Some(spec)) => format!("{}-{spec}", self.source),
+            Ok(None) => self.source.clone(),
+            Err(_) => format!("{}-{}", self.source, self.classes.as_deref().unwrap_or("")),
+        }
+    }
+
+    /// True when `self` and `other` are the same source at the same path and may therefore
+    /// hold the same images.
+    fn same_data(&self, other: &DatasetRef) -> bool {
+        self.source == other.source && self.path == other.path
+    }
+}
+
+/// How far an OOD set is from the ID set (OpenOOD v1.5's split of benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OodGroup {
+    /// Semantic shift with similar style (e.g. held-out classes of the same dataset).
+    Near,
+    /// Different domain (e.g. Fashion-MNIST against MNIST).
+    Far,
+}
+
+impl OodGroup {
+    /// `"near"` or `"far"`, as in configs and `metrics.json`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OodGroup::Near => "near",
+            OodGroup::Far => "far",
+        }
+    }
+}
+
+impl fmt::Display for OodGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One named OOD test set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OodSet {
+    /// Unique name, reported in `metrics.json` (e.g. `"mnist-6-9"`).
+    pub name: String,
+    /// `near` or `far`.
+    pub group: OodGroup,
+    /// Where its images come from.
+    pub dataset: DatasetRef,
+}
+
+/// An OOD benchmark: the in-distribution dataset and the OOD sets to test against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OodBenchmark {
+    /// The in-distribution dataset.
+    pub id: DatasetRef,
+    /// The OOD test sets (at least one).
+    pub ood: Vec<OodSet>,
+}
+
+impl OodBenchmark {
+    /// Checks the description: every dataset valid ([`DatasetRef::validate`]), at least one
+    /// OOD set, names non-empty and unique, and no OOD set that shares classes with the ID
+    /// set (same source and path with overlapping class lists, or one of them keeping every
+    /// class). Each error names the offending set and value.
+    pub fn validate(&self) -> Result<()> {
+        let ctx = |what: &str, e: DataError| match e {
+            DataError::Split(m) => DataError::Split(format!("{what}: {m}")),
+            other => other,
+        };
+        self.id.validate().map_err(|e| ctx("benchmark id set", e))?;
+        if self.ood.is_empty() {
+            return Err(DataError::Split(
+                "benchmark has no OOD set (add at least one [[ood]] entry)".into(),
+            ));
+        }
+        let id_classes: Option<HashSet<u32>> = self
+            .id
+            .class_spec()?
+            .map(|s| s.classes().iter().copied().collect());
+        let mut names = HashSet::new();
+        for (k, set) in self.ood.iter().enumerate() {
+            if set.name.trim().is_empty() {
+                return Err(DataError::Split(format!(
+                    "OOD set #{} has an empty name",
+                    k + 1
+                )));
+            }
+            if !names.insert(set.name.as_str()) {
+                return Err(DataError::Split(format!(
+                    "OOD set name {:?} is used twice",
+                    set.name
+                )));
+            }
+            let what = format!("OOD set {:?}", set.name);
+            set.dataset.validate().map_err(|e| ctx(&what, e))?;
+            if set.dataset.same_data(&self.id) {
+                let ood = set.dataset.class_spec()?;
+                let shared: Vec<u32> = match (&id_classes, &ood) {
+                    (Some(id), Some(ood)) => ood
+                        .classes()
+                        .iter()
+                        .copied()
+                        .filter(|c| id.contains(c))
+                        .collect(),
+                    _ => {
+                        return Err(DataError::Split(format!(
+                            "{what} reads the ID dataset ({} at {}) and one of the two keeps \
+                             every class: give both disjoint `classes`",
+                            self.id.source,
+                            self.id.path.display()
+                        )))
+                    }
+                };
+                if !shared.is_empty() {
+                    return Err(DataError::Split(format!(
+                        "{what} shares classes {shared:?} with the ID set ({} at {})",
+                        self.id.source,
+                        self.id.path.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The OOD sets of one group, in the order written.
+    pub fn group(&self, group: OodGroup) -> impl Iterator<Item = &OodSet> {
+        self.ood.iter().filter(move |s| s.group == group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MNIST_6_4: &str = r#"
+        [id]
+        source = "mnist"
+        path = "data/mnist"
+        classes = "0-5"
+
+        [[ood]]
+        name = "mnist-6-9"
+        group = "near"
+        dataset = { source = "mnist", path = "data/mnist", classes = "6-9" }
+
+        [[ood]]
+        name = "fashion"
+        group = "far"
+        dataset = { source = "fashion-mnist", path = "data/fashion", limit_per_class = 100 }
+    "#;
+
+    fn bench() -> OodBenchmark {
+        toml::from_str(MNIST_6_4).unwrap()
+    }
+
+    fn err(b: &OodBenchmark) -> String {
+        b.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_from_toml_and_validates() {
+        let b = bench();
+        b.validate().unwrap();
+        assert_eq!(b.id.classes.as_deref(), Some("0-5"));
+        assert_eq!(b.id.limit_per_class, None);
+        assert_eq!(b.ood[0].group, OodGroup::Near);
+        assert_eq!(b.ood[1].group, OodGroup::Far);
+        assert_eq!(b.ood[1].dataset.limit_per_class, Some(100));
+        assert_eq!(b.ood[1].dataset.path, PathBuf::from("data/fashion"));
+        let near: Vec<_> = b.group(OodGroup::Near).map(|s| s.name.as_str()).collect();
+        assert_eq!(near, ["mnist-6-9"]);
+        assert_eq!(b.id.default_name(), "mnist-0-5");
+        assert_eq!(b.ood[1].dataset.default_name(), "fashion-mnist");
+        assert_eq!(OodGroup::Far.to_string(), "far");
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let b = bench();
+        let text = toml::to_string(&b).unwrap();
+        assert_eq!(toml::from_str::<OodBenchmark>(&text).unwrap(), b);
+    }
+
+    #[test]
+    fn unknown_fields_and_groups_are_rejected() {
+        let typo = MNIST_6_4.replace("limit_per_class", "limit_per_klass");
+        let e = toml::from_str::<OodBenchmark>(&typo)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limit_per_klass"), "{e}");
+        let bad_group = MNIST_6_4.replace("\"near\"", "\"nearby\"");
+        let e = toml::from_str::<OodBenchmark>(&bad_group)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nearby"), "{e}");
+        let extra = format!("{MNIST_6_4}\nseed = 3\n");
+        assert!(toml::from_str::<OodBenchmark>(&extra).is_err());
+    }
+
+    #[test]
+    fn validation_names_the_offending_value() {
+        let mut b = bench();
+        b.ood[1].name = "mnist-6-9".into();
+        assert!(err(&b).contains("\"mnist-6-9\" is used twice"));
+
+        let mut b = bench();
+        b.ood[0].name = "  ".into();
+        assert!(err(&b).contains("OOD set #1 has an empty name"));
+
+        let mut b = bench();
+        b.ood.clear();
+        assert!(err(&b).contains("no OOD set"));
+
+        let mut b = bench();
+        b.ood[1].dataset.source = "svhn".into();
+        let e = err(&b);
+        assert!(
+            e.contains("OOD set \"fashion\"") && e.contains("\"svhn\""),
+            "{e}"
+        );
+
+        let mut b = bench();
+        b.id.classes = Some("0-5,x".into());
+        let e = err(&b);
+        assert!(e.contains("benchmark id set") && e.contains("\"x\""), "{e}");
+
+        let mut b = bench();
+        b.ood[1].dataset.limit_per_class = Some(0);
+        assert!(err(&b).contains("limit_per_class = 0"));
+
+        let mut b = bench();
+        b.id.path = PathBuf::new();
+        assert!(err(&b).contains("empty path"));
+    }
+
+    #[test]
+    fn ood_sets_must_not_share_id_classes() {
+        let mut b = bench();
+        b.ood[0].dataset.classes = Some("5-9".into());
+        assert!(err(&b).contains("shares classes [5]"), "{}", err(&b));
+
+        let mut b = bench();
+        b.ood[0].dataset.classes = None;
+        assert!(err(&b).contains("keeps every class"));
+
+        // The same classes of a different source, or at another path, are fine.
+        let mut b = bench();
+        b.ood[0].dataset.classes = Some("0-5".into());
+        b.ood[0].dataset.source = "fashion-mnist".into();
+        b.validate().unwrap();
+    }
+}

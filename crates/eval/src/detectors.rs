@@ -1,0 +1,742 @@
+//! Post-hoc OOD detectors: functions from a trained classifier's outputs to an OOD score.
+//!
+//! Every detector implements [`Detector`] and returns one score per sample with the crate's
+//! convention, **higher = more in-distribution**, so its output goes straight into
+//! [`crate::metrics`]. Logits are row-major `[n, num_classes]` `f32` slices.
+//!
+//! | name (for [`detector_from_name`]) | type         | score                          | paper |
+//! |-----------------------------------|--------------|--------------------------------|-------|
+//! | `msp`                             | [`Msp`]      | `max_k softmax(z)_k`           | Hendrycks & Gimpel, ICLR 2017 |
+//! | `maxlogit`                        | [`MaxLogit`] | `max_k z_k`                    | Hendrycks et al., ICML 2022 |
+//! | `energy`, `energy:T=2`            | [`Energy`]   | `T · logsumexp(z / T)`         | Liu et al., NeurIPS 2020 |
+//!
+//! These three need nothing but logits. Detectors that need penultimate features and
+//! statistics of the ID training set (Mahalanobis, KNN, ViM, …) implement
+//! [`Detector::fit`], which reads the training set through a [`FeatureSource`] one
+//! [`FeatureBatch`] at a time (possibly over several passes), so memory stays bounded by
+//! what the detector keeps, not by the size of the training set. [`Features`] is the
+//! in-memory source.
+
+use crate::error::{EvalError, Result};
+
+/// The names [`detector_from_name`] accepts, with their parameters.
+pub const KNOWN_DETECTORS: &str = "msp, maxlogit, energy[:T=<temperature > 0>]";
+
+/// A post-hoc OOD detector: scores samples from their logits (and, for some detectors,
+/// their penultimate features). Higher score = more in-distribution.
+pub trait Detector: Send + Sync {
+    /// The detector's name, including non-default parameters, in the form
+    /// [`detector_from_name`] accepts (so `detector_from_name(&d.name())` rebuilds `d`).
+    fn name(&self) -> String;
+
+    /// Whether [`Detector::score`] needs the `features` argument (and [`Detector::fit`] a
+    /// training set). `false` for logit-only detectors, which also need no `fit`.
+    fn needs_features(&self) -> bool {
+        false
+    }
+
+    /// Learns whatever the detector needs from the ID training set (class means, a
+    /// feature bank, a principal subspace, …) by streaming it from `train`. Call once
+    /// before [`Detector::score`]. The default does nothing, which is right for detectors
+    /// that only look at logits.
+    ///
+    /// # Errors
+    /// Whatever the source or the detector's own validation reports.
+    fn fit(&mut self, train: &mut dyn FeatureSource) -> Result<()> {
+        let _ = train;
+        Ok(())
+    }
+
+    /// One score per row of `logits` (row-major `[n, num_classes]`); `features` are the
+    /// matching penultimate features (row-major `[n, dim]`) for detectors that need them
+    /// and are ignored by the others.
+    ///
+    /// # Errors
+    /// [`EvalError::Shape`] if `logits` is not a whole number of rows of `num_classes`
+    /// (or `num_classes` is 0), [`EvalError::NonFiniteValue`] for a NaN or infinite logit,
+    /// [`EvalError::MissingFeatures`] if the detector needs features and got none.
+    fn score(
+        &self,
+        logits: &[f32],
+        num_classes: usize,
+        features: Option<&[f32]>,
+    ) -> Result<Vec<f32>>;
+}
+
+impl std::fmt::Debug for dyn Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Detector({})", self.name())
+    }
+}
+
+/// One batch of the ID training set handed to [`Detector::fit`]; all buffers row-major
+/// and with the same number of rows.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureBatch<'a> {
+    /// Penultimate features, `[n, dim]`.
+    pub features: &'a [f32],
+    /// Feature dimension (`> 0`).
+    pub dim: usize,
+    /// Logits, `[n, num_classes]`, when the source has them.
+    pub logits: Option<&'a [f32]>,
+    /// Number of classes of `logits` (0 when there are no logits).
+    pub num_classes: usize,
+    /// Class labels, `[n]`, when the source has them.
+    pub labels: Option<&'a [usize]>,
+}
+
+impl FeatureBatch<'_> {
+    /// Number of samples in the batch.
+    pub fn num_rows(&self) -> usize {
+        self.features.len() / self.dim.max(1)
+    }
+}
+
+/// The ID training set as a detector's [`Detector::fit`] reads it: a replayable stream of
+/// [`FeatureBatch`]es.
+///
+/// Each call of [`FeatureSource::for_each_batch`] is one full pass over the data, in a
+/// fixed order, so detectors that need two passes (means, then covariances) call it twice.
+/// An implementation may hold everything in memory ([`Features`]) or produce batches on
+/// the fly (for example by running a backbone over a data loader).
+pub trait FeatureSource {
+    /// Feature dimension of every batch.
+    fn dim(&self) -> usize;
+
+    /// Calls `visit` on every batch, in order, stopping at the first error.
+    ///
+    /// # Errors
+    /// The first error returned by `visit` or met while producing a batch.
+    fn for_each_batch(
+        &mut self,
+        visit: &mut dyn FnMut(FeatureBatch<'_>) -> Result<()>,
+    ) -> Result<()>;
+}
+
+/// An in-memory [`FeatureSource`]: features (and optionally logits and labels) of the ID
+/// training set, served in batches of [`Features::with_batch_size`] rows.
+#[derive(Debug, Clone)]
+pub struct Features {
+    features: Vec<f32>,
+    dim: usize,
+    logits: Option<(Vec<f32>, usize)>,
+    labels: Option<Vec<usize>>,
+    batch_size: usize,
+}
+
+impl Features {
+    /// Default rows per batch served by [`FeatureSource::for_each_batch`].
+    pub const DEFAULT_BATCH_SIZE: usize = 4096;
+
+    /// Wraps row-major features `[n, dim]`.
+    ///
+    /// # Errors
+    /// [`EvalError::Shape`] if `dim` is 0 or does not divide the length,
+    /// [`EvalError::NonFiniteValue`] for a NaN or infinite value.
+    pub fn new(features: Vec<f32>, dim: usize) -> Result<Self> {
+        validate_rows("features", &features, dim)?;
+        Ok(Self {
+            features,
+            dim,
+            logits: None,
+            labels: None,
+            batch_size: Self::DEFAULT_BATCH_SIZE,
+        })
+    }
+
+    /// Adds the class labels, one per row.
+    ///
+    /// # Errors
+    /// [`EvalError::LengthMismatch`] if there is not one label per row.
+    pub fn with_labels(mut self, labels: Vec<usize>) -> Result<Self> {
+        if labels.len() != self.num_rows() {
+            return Err(EvalError::LengthMismatch {
+                what: "feature rows vs labels",
+                left: self.num_rows(),
+                right: labels.len(),
+            });
+        }
+        self.labels = Some(labels);
+        Ok(self)
+    }
+
+    /// Adds the logits, row-major `[n, num_classes]`.
+    ///
+    /// # Errors
+    /// [`EvalError::Shape`] / [`EvalError::NonFiniteValue`] as for [`Features::new`],
+    /// [`EvalError::LengthMismatch`] if the logits do not have one row per feature row.
+    pub fn with_logits(mut self, logits: Vec<f32>, num_classes: usize) -> Result<Self> {
+        let rows = validate_rows("logits", &logits, num_classes)?;
+        if rows != self.num_rows() {
+            return Err(EvalError::LengthMismatch {
+                what: "feature rows vs logit rows",
+                left: self.num_rows(),
+                right: rows,
+            });
+        }
+        self.logits = Some((logits, num_classes));
+        Ok(self)
+    }
+
+    /// Sets the number of rows per batch (at least 1).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Number of samples.
+    pub fn num_rows(&self) -> usize {
+        self.features.len() / self.dim
+    }
+}
+
+impl FeatureSource for Features {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn for_each_batch(
+        &mut self,
+        visit: &mut dyn FnMut(FeatureBatch<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let n = self.num_rows();
+        let mut start = 0;
+        while start < n {
+            let end = (start + self.batch_size).min(n);
+            let (logits, num_classes) = match &self.logits {
+                Some((l, k)) => (Some(&l[start * k..end * k]), *k),
+                None => (None, 0),
+            };
+            visit(FeatureBatch {
+                features: &self.features[start * self.dim..end * self.dim],
+                dim: self.dim,
+                logits,
+                num_classes,
+                labels: self.labels.as_deref().map(|l| &l[start..end]),
+            })?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `data` is a row-major matrix of finite values with rows of `width`, and
+/// returns the number of rows. Detectors use it on logits and features.
+///
+/// # Errors
+/// [`EvalError::Shape`] if `width` is 0 or does not divide `data.len()`,
+/// [`EvalError::NonFiniteValue`] (with row and column) for a NaN or infinite value.
+pub fn validate_rows(what: &'static str, data: &[f32], width: usize) -> Result<usize> {
+    if width == 0 || !data.len().is_multiple_of(width) {
+        return Err(EvalError::Shape {
+            what,
+            len: data.len(),
+            width,
+        });
+    }
+    if let Some((i, &value)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(EvalError::NonFiniteValue {
+            what,
+            row: i / width,
+            column: i % width,
+            value,
+        });
+    }
+    Ok(data.len() / width)
+}
+
+/// Applies `f` to each validated logit row.
+fn score_rows(logits: &[f32], num_classes: usize, f: impl Fn(&[f32]) -> f32) -> Result<Vec<f32>> {
+    validate_rows("logits", logits, num_classes)?;
+    Ok(logits.chunks_exact(num_classes).map(f).collect())
+}
+
+/// Largest value of a non-empty row.
+fn row_max(row: &[f32]) -> f32 {
+    row.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// Maximum softmax probability (MSP), the baseline OOD score.
+///
+/// `score = max_k exp(z_k) / Σ_j exp(z_j) = 1 / Σ_j exp(z_j − max z)`, computed in `f64`
+/// after subtracting the row maximum, so it never overflows. Hendrycks & Gimpel, "A
+/// Baseline for Detecting Misclassified and Out-of-Distribution Examples in Neural
+/// Networks", ICLR 2017; OpenOOD `openood/postprocessors/base_postprocessor.py`.
+///
+/// Note: for very confident rows the `f32` result rounds to exactly 1.0, so MSP produces
+/// ties that MaxLogit and Energy do not.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Msp;
+
+impl Detector for Msp {
+    fn name(&self) -> String {
+        "msp".to_string()
+    }
+
+    fn score(
+        &self,
+        logits: &[f32],
+        num_classes: usize,
+        _features: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        score_rows(logits, num_classes, |row| {
+            let max = row_max(row);
+            let sum: f64 = row.iter().map(|&z| f64::from(z - max).exp()).sum();
+            (1.0 / sum) as f32
+        })
+    }
+}
+
+/// Maximum logit (MaxLogit / MLS): `score = max_k z_k`.
+///
+/// Hendrycks et al., "Scaling Out-of-Distribution Detection for Real-World Settings", ICML
+/// 2022; OpenOOD `openood/postprocessors/mls_postprocessor.py`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MaxLogit;
+
+impl Detector for MaxLogit {
+    fn name(&self) -> String {
+        "maxlogit".to_string()
+    }
+
+    fn score(
+        &self,
+        logits: &[f32],
+        num_classes: usize,
+        _features: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        score_rows(logits, num_classes, row_max)
+    }
+}
+
+/// Energy score (negative free energy): `score = T · logsumexp(z / T)`.
+///
+/// Computed as `m + T · ln Σ_j exp((z_j − m) / T)` with `m = max z`, in `f64`, so large
+/// logits do not overflow. Liu et al., "Energy-based Out-of-distribution Detection",
+/// NeurIPS 2020 (the paper's energy is `E(x) = −T · logsumexp(z / T)`, and it scores with
+/// `−E`); OpenOOD `openood/postprocessors/ebo_postprocessor.py`
+/// (`temperature * torch.logsumexp(output / temperature, dim=1)`). The paper and OpenOOD
+/// use `T = 1`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Energy {
+    /// Temperature `T > 0` (default 1).
+    pub temperature: f32,
+}
+
+impl Energy {
+    /// An energy detector with temperature `temperature`.
+    ///
+    /// # Errors
+    /// [`EvalError::InvalidDetectorParameter`] unless `temperature` is finite and `> 0`.
+    pub fn new(temperature: f32) -> Result<Self> {
+        let energy = Self { temperature };
+        energy.check()?;
+        Ok(energy)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.temperature.is_finite() && self.temperature > 0.0 {
+            Ok(())
+        } else {
+            Err(EvalError::InvalidDetectorParameter {
+                detector: self.name(),
+                message: format!(
+                    "temperature T = {} must be a finite number > 0",
+                    self.temperature
+                ),
+            })
+        }
+    }
+}
+
+impl Default for Energy {
+    fn default() -> Self {
+        Self { temperature: 1.0 }
+    }
+}
+
+impl Detector for Energy {
+    fn name(&self) -> String {
+        if self.temperature == 1.0 {
+            "energy".to_string()
+        } else {
+            format!("energy:T={}", self.temperature)
+        }
+    }
+
+    fn score(
+        &self,
+        logits: &[f32],
+        num_classes: usize,
+        _features: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        self.check()?;
+        let t = f64::from(self.temperature);
+        score_rows(logits, num_classes, |row| {
+            let max = f64::from(row_max(row));
+            let sum: f64 = row.iter().map(|&z| ((f64::from(z) - max) / t).exp()).sum();
+            (max + t * sum.ln()) as f32
+        })
+    }
+}
+
+/// Builds a detector from its name, optionally with parameters after a colon:
+/// `"msp"`, `"maxlogit"`, `"energy"`, `"energy:T=2.0"` (also `temperature=2.0`).
+/// Names are case-insensitive; several parameters are separated by commas (`k=v,k2=v2`).
+///
+/// # Errors
+/// [`EvalError::UnknownDetector`] listing [`KNOWN_DETECTORS`] for an unknown name;
+/// [`EvalError::InvalidDetectorParameter`] for a malformed, unknown, repeated or
+/// out-of-range parameter.
+pub fn detector_from_name(spec: &str) -> Result<Box<dyn Detector>> {
+    let trimmed = spec.trim();
+    let (name, params) = match trimmed.split_once(':') {
+        Some((name, params)) => (name.trim(), parse_params(spec, params)?),
+        None => (trimmed, Vec::new()),
+    };
+    let invalid = |message: String| EvalError::InvalidDetectorParameter {
+        detector: spec.to_string(),
+        message,
+    };
+    let no_params = |params: &[(&str, &str)]| match params.first() {
+        Some((key, _)) => Err(invalid(format!(
+            "`{name}` takes no parameters, got `{key}`"
+        ))),
+        None => Ok(()),
+    };
+    match name.to_ascii_lowercase().as_str() {
+        "msp" => {
+            no_params(&params)?;
+            Ok(Box::new(Msp))
+        }
+        "maxlogit" => {
+            no_params(&params)?;
+            Ok(Box::new(MaxLogit))
+        }
+        "energy" => {
+            let mut energy = Energy::default();
+            for (key, value) in params {
+                match key {
+                    "T" | "t" | "temperature" => {
+                        energy.temperature = value.parse().map_err(|_| {
+                            invalid(format!("temperature `{value}` is not a number"))
+                        })?;
+                    }
+                    other => {
+                        return Err(invalid(format!(
+                            "unknown parameter `{other}`; `energy` accepts `T` (temperature)"
+                        )))
+                    }
+                }
+            }
+            energy.check().map_err(|_| {
+                invalid(format!(
+                    "temperature T = {} must be > 0",
+                    energy.temperature
+                ))
+            })?;
+            Ok(Box::new(energy))
+        }
+        _ => Err(EvalError::UnknownDetector {
+            name: spec.to_string(),
+            known: KNOWN_DETECTORS.to_string(),
+        }),
+    }
+}
+
+/// Splits `k=v,k2=v2` into trimmed pairs; `spec` is the whole detector spec, for errors.
+fn parse_params<'a>(spec: &str, params: &'a str) -> Result<Vec<(&'a str, &'a str)>> {
+    let invalid = |message: String| EvalError::InvalidDetectorParameter {
+        detector: spec.to_string(),
+        message,
+    };
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for item in params.split(',') {
+        let (key, value) = item
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "parameter `{}` is not of the form key=value",
+                    item.trim()
+                ))
+            })?;
+        if pairs.iter().any(|(k, _)| *k == key) {
+            return Err(invalid(format!("parameter `{key}` is given twice")));
+        }
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(got: &[f32], want: &[f64]) {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            // Relative tolerance: one f32 ulp at 1000 is 6e-5.
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-6 * w.abs().max(1.0),
+                "{got:?} vs {want:?}"
+            );
+        }
+    }
+
+    // Hand-computed rows (k = 3):
+    //   [0, 0, 0]        softmax 1/3 each; max 0; logsumexp ln 3
+    //   [ln 3, 0, 0]     softmax 3/5, 1/5, 1/5; max ln 3 = 1.0986123; logsumexp ln 5
+    //   [1, 2, 3]        softmax max e^3 / (e + e^2 + e^3) = 0.66524096; logsumexp
+    //                    3 + ln(1 + e^-1 + e^-2) = 3.40760596
+    fn logits() -> Vec<f32> {
+        vec![0.0, 0.0, 0.0, 3f32.ln(), 0.0, 0.0, 1.0, 2.0, 3.0]
+    }
+
+    #[test]
+    fn msp_matches_hand_values() {
+        let s = Msp.score(&logits(), 3, None).unwrap();
+        close(&s, &[1.0 / 3.0, 0.6, 0.665_240_955_774_822]);
+    }
+
+    #[test]
+    fn maxlogit_matches_hand_values() {
+        let s = MaxLogit.score(&logits(), 3, None).unwrap();
+        close(&s, &[0.0, 3f64.ln(), 3.0]);
+    }
+
+    #[test]
+    fn energy_matches_hand_values() {
+        let s = Energy::default().score(&logits(), 3, None).unwrap();
+        close(&s, &[3f64.ln(), 5f64.ln(), 3.407_605_964_444_38]);
+        // T = 2 on [2, 0]: 2 · ln(e^1 + e^0) = 2 ln(1 + e) = 2.6265233750364456.
+        let s = Energy::new(2.0)
+            .unwrap()
+            .score(&[2.0, 0.0], 2, None)
+            .unwrap();
+        close(&s, &[2.626_523_375_036_445_6]);
+    }
+
+    #[test]
+    fn huge_logits_do_not_overflow() {
+        let z = [1000.0, 1000.0, 1000.0, 0.0, -1000.0, -1000.0];
+        close(&Msp.score(&z, 2, None).unwrap(), &[0.5, 1.0, 0.5]);
+        close(
+            &Energy::default().score(&z, 2, None).unwrap(),
+            &[1000.0 + 2f64.ln(), 1000.0, -1000.0 + 2f64.ln()],
+        );
+        // A tiny temperature sharpens logsumexp towards the max without overflowing.
+        let s = Energy::new(1e-3)
+            .unwrap()
+            .score(&[5.0, 1.0], 2, None)
+            .unwrap();
+        close(&s, &[5.0]);
+    }
+
+    #[test]
+    fn bad_logits_are_errors() {
+        assert!(matches!(
+            Msp.score(&[1.0, 2.0, 3.0], 2, None),
+            Err(EvalError::Shape {
+                len: 3,
+                width: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            MaxLogit.score(&[1.0], 0, None),
+            Err(EvalError::Shape { width: 0, .. })
+        ));
+        let err = Energy::default()
+            .score(&[0.0, 1.0, f32::NAN, 2.0], 2, None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "logits at row 1, column 0 is NaN: values must be finite"
+        );
+        assert!(Energy { temperature: 0.0 }.score(&[1.0], 1, None).is_err());
+        assert!(Msp.score(&[], 10, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_parse_and_round_trip() {
+        for spec in ["msp", "maxlogit", "energy", "energy:T=2", "energy:T=0.5"] {
+            let d = detector_from_name(spec).unwrap();
+            assert_eq!(d.name(), spec);
+            assert!(!d.needs_features());
+        }
+        assert_eq!(detector_from_name(" MSP ").unwrap().name(), "msp");
+        assert_eq!(
+            detector_from_name("energy:T=2.0").unwrap().name(),
+            "energy:T=2"
+        );
+        assert_eq!(
+            detector_from_name("Energy: temperature = 1.5")
+                .unwrap()
+                .name(),
+            "energy:T=1.5"
+        );
+        assert_eq!(detector_from_name("energy:T=1").unwrap().name(), "energy");
+        // The built detector scores like the type it names.
+        let d = detector_from_name("energy:T=2").unwrap();
+        let want = Energy::new(2.0).unwrap().score(&logits(), 3, None).unwrap();
+        assert_eq!(d.score(&logits(), 3, None).unwrap(), want);
+    }
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let err = detector_from_name("odin").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown detector `odin`; known detectors: msp, maxlogit, energy[:T=<temperature > 0>]"
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        for spec in [
+            "msp:T=2",
+            "energy:",
+            "energy:T",
+            "energy:T=",
+            "energy:T=abc",
+            "energy:T=-1",
+            "energy:T=0",
+            "energy:T=inf",
+            "energy:T=1,T=2",
+            "energy:beta=1",
+        ] {
+            let err = detector_from_name(spec)
+                .err()
+                .unwrap_or_else(|| panic!("{spec} parsed"));
+            assert!(
+                matches!(err, EvalError::InvalidDetectorParameter { .. }),
+                "{spec}: {err}"
+            );
+            assert!(err.to_string().contains(spec), "{spec}: {err}");
+        }
+        assert!(Energy::new(f32::NAN).is_err());
+    }
+
+    /// A feature-based detector, written only to exercise the streaming `fit` contract:
+    /// fit computes the mean training feature in one pass over batches; the score is the
+    /// negative squared distance to it.
+    #[derive(Default)]
+    struct DistanceToMean {
+        mean: Option<Vec<f64>>,
+        batches_seen: usize,
+    }
+
+    impl Detector for DistanceToMean {
+        fn name(&self) -> String {
+            "distance_to_mean".to_string()
+        }
+
+        fn needs_features(&self) -> bool {
+            true
+        }
+
+        fn fit(&mut self, train: &mut dyn FeatureSource) -> Result<()> {
+            let dim = train.dim();
+            let (mut sum, mut n, mut batches) = (vec![0.0f64; dim], 0usize, 0usize);
+            train.for_each_batch(&mut |batch| {
+                for row in batch.features.chunks_exact(batch.dim) {
+                    for (s, &x) in sum.iter_mut().zip(row) {
+                        *s += f64::from(x);
+                    }
+                }
+                n += batch.num_rows();
+                batches += 1;
+                Ok(())
+            })?;
+            self.mean = Some(sum.into_iter().map(|s| s / n as f64).collect());
+            self.batches_seen = batches;
+            Ok(())
+        }
+
+        fn score(
+            &self,
+            logits: &[f32],
+            num_classes: usize,
+            features: Option<&[f32]>,
+        ) -> Result<Vec<f32>> {
+            let features = features.ok_or_else(|| EvalError::MissingFeatures {
+                detector: self.name(),
+            })?;
+            let mean = self.mean.as_ref().expect("test detector is fitted");
+            validate_rows("logits", logits, num_classes)?;
+            validate_rows("features", features, mean.len())?;
+            Ok(features
+                .chunks_exact(mean.len())
+                .map(|row| {
+                    -row.iter()
+                        .zip(mean)
+                        .map(|(&x, m)| (f64::from(x) - m).powi(2))
+                        .sum::<f64>() as f32
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn feature_detectors_fit_by_streaming_batches() {
+        // Five 2-d features, batches of 2: three batches; mean (2, 1).
+        let mut train = Features::new(vec![0., 0., 1., 1., 2., 1., 3., 1., 4., 2.], 2)
+            .unwrap()
+            .with_labels(vec![0, 0, 1, 1, 1])
+            .unwrap()
+            .with_logits(vec![0.; 5], 1)
+            .unwrap()
+            .with_batch_size(2);
+        let mut seen = Vec::new();
+        train
+            .for_each_batch(&mut |b| {
+                seen.push((
+                    b.num_rows(),
+                    b.labels.unwrap().to_vec(),
+                    b.logits.unwrap().len(),
+                ));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![(2, vec![0, 0], 2), (2, vec![1, 1], 2), (1, vec![1], 1)]
+        );
+
+        let mut d: Box<dyn Detector> = Box::<DistanceToMean>::default();
+        d.fit(&mut train).unwrap();
+        let s = d
+            .score(&[0.0, 0.0], 1, Some(&[2.0, 1.0, 0.0, 0.0]))
+            .unwrap();
+        assert_eq!(s, vec![0.0, -5.0]);
+        assert!(matches!(
+            d.score(&[0.0], 1, None),
+            Err(EvalError::MissingFeatures { .. })
+        ));
+    }
+
+    #[test]
+    fn feature_sets_are_validated() {
+        assert!(matches!(
+            Features::new(vec![1.0; 5], 2),
+            Err(EvalError::Shape {
+                what: "features",
+                ..
+            })
+        ));
+        assert!(Features::new(vec![1.0, f32::INFINITY], 2).is_err());
+        let f = Features::new(vec![1.0; 6], 2).unwrap();
+        assert_eq!(f.num_rows(), 3);
+        assert!(matches!(
+            f.clone().with_labels(vec![0; 2]),
+            Err(EvalError::LengthMismatch {
+                left: 3,
+                right: 2,
+                ..
+            })
+        ));
+        assert!(f.with_logits(vec![0.0; 4], 2).is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! Turns the `[data]` section of a config into in-memory datasets.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use unseen_data::{ImageSet, Rng};
+
+use crate::config::{DataConfig, DatasetConfig, OodGroup, SourceKind};
+
+/// Every dataset an experiment uses, loaded and relabelled.
+#[derive(Debug, Clone)]
+pub struct ExperimentData {
+    /// ID training images.
+    pub id_train: Arc<ImageSet>,
+    /// ID test images.
+    pub id_test: Arc<ImageSet>,
+    /// Auxiliary outliers (training split), when the recipe uses them.
+    pub outliers: Option<Arc<ImageSet>>,
+    /// OOD test sets: name, group, images.
+    pub ood: Vec<(String, OodGroup, Arc<ImageSet>)>,
+}
+
+impl ExperimentData {
+    /// Number of ID classes.
+    pub fn num_classes(&self) -> usize {
+        self.id_train.num_classes()
+    }
+}
+
+/// The format name `unseen_data::formats::load_named` understands.
+pub fn source_name(s: SourceKind) -> &'static str {
+    match s {
+        SourceKind::Mnist => "mnist",
+        SourceKind::FashionMnist => "fashion-mnist",
+        SourceKind::Cifar10 => "cifar10",
+        SourceKind::Cifar100 => "cifar100",
+        SourceKind::Folder => "folder",
+    }
+}
+
+/// Loads one dataset (train or test split), keeps its classes and applies the per-class
+/// limit with a seeded subsample.
+pub fn load_dataset(d: &DatasetConfig, train: bool, seed: u64, what: &str) -> Result<ImageSet> {
+    let path: &Path = &d.path;
+    if !path.exists() {
+        anyhow::bail!(
+            "{what}: dataset folder {} does not exist (relative paths are resolved against {}); \
+             fetch it with `trainer data download {}` or fix `path`",
+            path.display(),
+            std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+            source_name(d.source)
+        );
+    }
+    let split = if train { "train" } else { "test" };
+    let mut set = unseen_data::formats::load_named(source_name(d.source), path, train)
+        .with_context(|| format!("{what}: cannot load the {split} split"))?;
+    if let Some(spec) = &d.classes {
+        let classes = unseen_data::splits::ClassSpec::parse(spec)
+            .with_context(|| format!("{what}: bad `classes` value"))?
+            .into_vec();
+        set = set
+            .subset_classes(&classes)
+            .with_context(|| format!("{what}: bad `classes` value {spec:?}"))?;
+    }
+    if let Some(n) = d.limit_per_class {
+        let mut rng = Rng::stream(seed, &format!("limit/{what}/{split}"));
+        set = unseen_data::splits::per_class_limit(&set, n, &mut rng);
+    }
+    if set.is_empty() {
+        anyhow::bail!("{what}: the {split} split holds no image after class selection");
+    }
+    Ok(set)
+}
+
+/// Loads everything a config names. Outliers are loaded only when `with_outliers`.
+pub fn load(cfg: &DataConfig, seed: u64, with_outliers: bool, channels: usize) -> Result<ExperimentData> {
+    let id_train = load_dataset(&cfg.id, true, seed, "data.id")?;
+    let id_test = load_dataset(&cfg.id, false, seed, "data.id")?;
+    let check = |s: &ImageSet, what: &str| -> Result<()> {
+        if s.channels != channels {
+            anyhow::bail!(
+                "{what} has {} channel(s) but `model.in_channels` is {channels}",
+                s.channels
+            );
+        }
+        if (s.height, s.width) != (id_train.height, id_train.width) {
+            anyhow::bail!(
+                "{what} images are {}x{}, the ID images {}x{}",
+                s.height,
+                s.width,
+                id_train.height,
+                id_train.width
+            );
+        }
+        Ok(())
+    };
+    check(&id_train, "data.id")?;
+    let outliers = match (&cfg.outliers, with_outliers) {
+        (Some(o), true) => {
+            let s = load_dataset(o, true, seed, "data.outliers")?;
+            check(&s, "data.outliers")?;
+            Some(Arc::new(s))
+        }
+        _ => None,
+    };
+    let mut ood = Vec::new();
+    for (i, o) in cfg.ood.iter().enumerate() {
+        let what = format!("data.ood[{i}] ({})", o.name);
+        let s = load_dataset(&o.dataset(), false, seed, &what)?;
+        check(&s, &what)?;
+        ood.push((o.name.clone(), o.group, Arc::new(s)));
+    }
+    Ok(ExperimentData {
+        id_train: Arc::new(id_train),
+        id_test: Arc::new(id_test),
+        outliers,
+        ood,
+    })
+}

@@ -1,0 +1,211 @@
+//! `trainer export`: a trained run as a safetensors file with PyTorch/torchvision key
+//! names, plus `FILE.json` (architecture, classes, normalisation, how to build the
+//! torchvision module) and `FILE.sample.safetensors` (a fixed input batch and the logits our
+//! model gives for it) so anyone can verify a load:
+//!
+//! ```python
+//! m = torchvision.models.resnet18(num_classes=K)
+//! m.conv1 = nn.Conv2d(C, 64, 3, 1, 1, bias=False); m.maxpool = nn.Identity()  # CIFAR stem
+//! m.load_state_dict(safetensors.torch.load_file("model.safetensors"), strict=True)
+//! ```
+//! (`scripts/verify_export.py` does exactly this and compares the sample logits.)
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
+use safetensors::tensor::{Dtype, TensorView};
+use serde::Serialize;
+use unseen_backbones::Backbone;
+
+use crate::config::ExperimentConfig;
+use crate::data_setup::ExperimentData;
+use crate::evaluate::infer;
+use crate::io::write_atomic;
+
+/// Tensors in safetensors form: name -> (dtype, shape, little-endian bytes).
+pub type TensorMap = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
+
+/// The state dict of a backbone under the reference (torchvision) names, including the
+/// `num_batches_tracked` buffers PyTorch expects for `strict=True` loading.
+pub fn state_dict<B: Backend>(model: &Backbone<B>, batches_tracked: i64) -> Result<TensorMap> {
+    let mut out = TensorMap::new();
+    let snaps = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
+    for s in snaps {
+        let path = s.full_path();
+        // The enum variant (`ResNet`) is skipped; strip a leading variant name if present.
+        let path = path.strip_prefix("ResNet.").unwrap_or(&path).to_string();
+        let key = model.torch_key(&path);
+        let data = s
+            .to_data()
+            .map_err(|e| anyhow::anyhow!("cannot read tensor {path}: {e:?}"))?
+            .convert::<f32>();
+        let shape = data.shape.to_vec();
+        let values = data.to_vec::<f32>().map_err(|e| anyhow::anyhow!("{path}: {e:?}"))?;
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        if key.ends_with(".running_var") {
+            let nbt = key.trim_end_matches("running_var").to_string() + "num_batches_tracked";
+            out.insert(nbt, (Dtype::I64, vec![], batches_tracked.to_le_bytes().to_vec()));
+        }
+        out.insert(key, (Dtype::F32, shape, bytes));
+    }
+    Ok(out)
+}
+
+/// Serialises tensors to safetensors bytes, with string metadata.
+pub fn to_safetensors(tensors: &TensorMap, metadata: Option<std::collections::HashMap<String, String>>) -> Result<Vec<u8>> {
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(k, (dt, shape, bytes))| {
+            TensorView::new(*dt, shape.clone(), bytes)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| anyhow::anyhow!("tensor {k}: {e}"))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize(views, &metadata).context("cannot serialise safetensors")
+}
+
+/// `FILE.json`.
+#[derive(Debug, Serialize)]
+pub struct ExportInfo {
+    /// Unseen registry name.
+    pub architecture: String,
+    /// The torchvision constructor and the changes to apply before loading.
+    pub torchvision: TorchvisionRecipe,
+    /// Number of classes.
+    pub num_classes: usize,
+    /// Class names (ID classes, in label order).
+    pub class_names: Vec<String>,
+    /// Input shape `[channels, height, width]`.
+    pub input_shape: [usize; 3],
+    /// Normalisation applied to `x/255`.
+    pub mean: Vec<f32>,
+    /// Normalisation standard deviations.
+    pub std: Vec<f32>,
+    /// Training recipe.
+    pub recipe: String,
+    /// Run the weights come from.
+    pub run: String,
+}
+
+/// How to build the matching torchvision module.
+#[derive(Debug, Serialize)]
+pub struct TorchvisionRecipe {
+    /// `resnet18`, `resnet34`, `resnet50`, `resnet101`, or `ResNet` for custom widths.
+    pub constructor: String,
+    /// Block type (`BasicBlock` / `Bottleneck`).
+    pub block: String,
+    /// Blocks per stage.
+    pub layers: [usize; 4],
+    /// First-stage width.
+    pub base_width: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// `cifar` (3x3 conv1, maxpool = Identity) or `imagenet`.
+    pub stem: String,
+}
+
+/// Exports a run's last checkpoint.
+pub fn export<B: Backend>(
+    cfg: &ExperimentConfig,
+    model: &Backbone<B>,
+    data: &ExperimentData,
+    steps: usize,
+    out: &Path,
+    overwrite: bool,
+    device: &B::Device,
+) -> Result<Vec<std::path::PathBuf>> {
+    if out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        bail!("--out must end in .safetensors, got {}", out.display());
+    }
+    let stem = out.with_extension("");
+    let json_path = stem.with_extension("json");
+    let sample_path = std::path::PathBuf::from(format!("{}.sample.safetensors", stem.display()));
+    for p in [out, json_path.as_path(), sample_path.as_path()] {
+        if p.exists() && !overwrite {
+            bail!("{} already exists; pass --overwrite to replace it", p.display());
+        }
+    }
+    let rc = cfg.model.resnet_config(data.num_classes())?;
+    let standard = match (cfg.model.name.as_str(), rc.base_width) {
+        ("resnet18" | "resnet18_cifar", 64) => "resnet18",
+        ("resnet34" | "resnet34_cifar", 64) => "resnet34",
+        ("resnet50" | "resnet50_cifar", 64) => "resnet50",
+        ("resnet101", 64) => "resnet101",
+        _ => "ResNet",
+    };
+    let info = ExportInfo {
+        architecture: cfg.model.name.clone(),
+        torchvision: TorchvisionRecipe {
+            constructor: standard.into(),
+            block: match rc.block {
+                unseen_backbones::resnet::BlockKind::Basic => "BasicBlock".into(),
+                unseen_backbones::resnet::BlockKind::Bottleneck => "Bottleneck".into(),
+            },
+            layers: rc.layers,
+            base_width: rc.base_width,
+            in_channels: rc.in_channels,
+            stem: match rc.stem {
+                unseen_backbones::resnet::Stem::Cifar => "cifar".into(),
+                unseen_backbones::resnet::Stem::ImageNet => "imagenet".into(),
+            },
+        },
+        num_classes: data.num_classes(),
+        class_names: data.id_train.class_names.clone(),
+        input_shape: [data.id_test.channels, data.id_test.height, data.id_test.width],
+        mean: cfg.data.mean.clone(),
+        std: cfg.data.std.clone(),
+        recipe: cfg.recipe.name().into(),
+        run: cfg.name.clone(),
+    };
+    let weights = state_dict(model, steps as i64)?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    meta.insert("unseen.architecture".to_string(), cfg.model.name.clone());
+    // Sample: the first 8 ID test images (fewer if the set is smaller), normalised.
+    let n = data.id_test.len().min(8);
+    let idx: Vec<usize> = (0..n).collect();
+    let sample_set = std::sync::Arc::new(data.id_test.select(&idx));
+    let loader = unseen_data::loader::Loader::new(
+        sample_set.clone(),
+        n,
+        false,
+        false,
+        unseen_data::transforms::Augment::normalize_only(cfg.data.mean.clone(), cfg.data.std.clone()),
+        0,
+    )?;
+    let batch = loader.epoch(0).next().context("empty ID test set")?;
+    let logits = infer(model, &sample_set, &cfg.data.mean, &cfg.data.std, n, device);
+    let mut sample = TensorMap::new();
+    sample.insert(
+        "input".into(),
+        (Dtype::F32, batch.shape.to_vec(), batch.images.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    );
+    sample.insert(
+        "logits".into(),
+        (Dtype::F32, vec![n, logits.classes], logits.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    );
+    write_atomic(out, &to_safetensors(&weights, Some(meta))?)?;
+    write_atomic(&json_path, (serde_json::to_string_pretty(&info)? + "\n").as_bytes())?;
+    write_atomic(&sample_path, &to_safetensors(&sample, None)?)?;
+    Ok(vec![out.to_path_buf(), json_path, sample_path])
+}
+
+/// Loads a run's last checkpoint on the CPU and exports it (see [`export`]).
+pub fn export_run(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    out: &Path,
+    overwrite: bool,
+) -> Result<Vec<std::path::PathBuf>> {
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    let data = crate::data_setup::load(&cfg.data, cfg.seed, false, cfg.model.in_channels)?;
+    let ck = crate::checkpoint::find(run_dir)?;
+    let state = crate::checkpoint::load_state(&ck)?;
+    let model = crate::train::build_model::<B>(cfg, data.num_classes(), &device)?;
+    let model = crate::checkpoint::load_model(&ck, model, &device)?;
+    export::<B>(cfg, &model, &data, state.step, out, overwrite, &device)
+}

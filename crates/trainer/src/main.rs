@@ -1,0 +1,341 @@
+//! `trainer`: train, evaluate, export and benchmark Unseen models.
+//!
+//! Run `trainer --help` and `trainer <command> --help` for every option; the README shows
+//! each command with an example.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use trainer::bench::{self, BenchOptions};
+use trainer::config::{self, ExperimentConfig};
+use trainer::device::DeviceChoice;
+use trainer::train::{Halted, TrainOptions};
+use trainer::with_backend;
+
+/// Unseen: out-of-distribution detection, open-set recognition and category discovery,
+/// trained and evaluated reproducibly.
+#[derive(Parser, Debug)]
+#[command(name = "trainer", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model from a TOML config, then evaluate it and write the run folder
+    /// (`<output_dir>/<name>/`: config.toml, metrics.json, report.md, tb/, checkpoints/).
+    ///
+    /// Example: trainer train --config configs/quickstart.toml --set train.epochs=1
+    Train(TrainArgs),
+    /// Re-evaluate a finished (or checkpointed) run; writes `<run>/eval/`.
+    ///
+    /// Example: trainer eval --run experiments/quickstart --save-scores
+    Eval(EvalArgs),
+    /// Export a run's weights as safetensors with torchvision key names, plus FILE.json and
+    /// FILE.sample.safetensors for verifying a load.
+    ///
+    /// Example: trainer export --run experiments/quickstart --out quickstart.safetensors
+    Export(ExportArgs),
+    /// Measure training and inference throughput (img/s), optionally next to PyTorch.
+    ///
+    /// Example: trainer bench --model resnet18_cifar --batch 128 --torch
+    Bench(BenchArgs),
+    /// Dataset tools: download official archives, inspect a dataset folder.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Experiment config (TOML). Optional with --resume (the run's saved config is used).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config value, e.g. `--set train.lr=0.05` (repeatable; wins over the file).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// cpu | cuda[:N] | tch-cpu | tch-cuda[:N]
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Continue the run in this folder from its last checkpoint.
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
+    /// Replace the run folder if it exists (otherwise an existing folder is an error).
+    #[arg(long)]
+    overwrite: bool,
+    /// No progress bar or per-epoch lines.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Testing aid: exit with code 3 right after N epochs are checkpointed, as if killed.
+    #[arg(long, hide = true)]
+    halt_after_epochs: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// Run folder (holding config.toml and checkpoints/).
+    #[arg(long)]
+    run: PathBuf,
+    /// cpu | cuda[:N] | tch-cpu | tch-cuda[:N]
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Also write `<run>/eval/scores.csv` (dataset,group,detector,index,is_ood,score).
+    #[arg(long)]
+    save_scores: bool,
+    /// Override a config value for this evaluation (e.g. `eval.detectors=["energy"]`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Run folder.
+    #[arg(long)]
+    run: PathBuf,
+    /// Output file; must end in `.safetensors`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace existing output files.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Registry name of the network.
+    #[arg(long, default_value = "resnet18_cifar")]
+    model: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Input shape CxHxW.
+    #[arg(long, default_value = "3x32x32")]
+    input: String,
+    /// Classes of the head.
+    #[arg(long, default_value_t = 10)]
+    classes: usize,
+    /// Timed iterations.
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    /// Untimed warm-up iterations.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// cpu | cuda[:N] | tch-cpu | tch-cuda[:N]
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Also run the PyTorch reference (`scripts/bench_torch.py`) and print the ratio.
+    #[arg(long)]
+    torch: bool,
+    /// Python interpreter with torch and torchvision, for --torch.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Path of the reference script.
+    #[arg(long, default_value = "scripts/bench_torch.py")]
+    torch_script: PathBuf,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// Download and verify an official archive (mnist, fashion-mnist, cifar10, cifar100, svhn).
+    Download {
+        /// Dataset name.
+        name: String,
+        /// Target folder (the dataset lands in DIR/<name>/).
+        #[arg(long, default_value = "data")]
+        dir: PathBuf,
+    },
+    /// Load a dataset folder and print its size, classes and pixel statistics.
+    Inspect {
+        /// Format: mnist, fashion-mnist, cifar10, cifar100, folder.
+        #[arg(long)]
+        source: String,
+        /// Folder.
+        #[arg(long)]
+        path: PathBuf,
+        /// Inspect the test split instead of the train split.
+        #[arg(long)]
+        test: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(h) = e.downcast_ref::<Halted>() {
+                eprintln!("{h}");
+                return ExitCode::from(3);
+            }
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => cmd_train(a),
+        Command::Eval(a) => cmd_eval(a),
+        Command::Export(a) => cmd_export(a),
+        Command::Bench(a) => cmd_bench(a),
+        Command::Data(d) => cmd_data(d),
+    }
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    let device = DeviceChoice::parse(&a.device)?;
+    let cfg: ExperimentConfig = match (&a.config, &a.resume) {
+        (Some(c), _) => config::load(c, &a.overrides)?,
+        (None, Some(run)) => config::load(&run.join("config.toml"), &a.overrides)?,
+        (None, None) => anyhow::bail!("`train` needs --config FILE (or --resume RUN_DIR)"),
+    };
+    let opts = TrainOptions {
+        device_label: device.label(),
+        resume: a.resume.clone(),
+        overwrite: a.overwrite,
+        halt_after_epochs: a.halt_after_epochs,
+        quiet: a.quiet,
+    };
+    let started = std::time::Instant::now();
+    let ev = with_backend!(device, |B, dev| trainer::train::train::<B>(cfg.clone(), &opts, dev))?;
+    let run_dir = a.resume.clone().unwrap_or_else(|| cfg.run_dir());
+    println!("{}", ev.summary());
+    println!(
+        "run folder: {} (metrics.json, report.md, tb/, checkpoints/); {:.1}s",
+        run_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn load_run(run: &std::path::Path, overrides: &[String]) -> Result<ExperimentConfig> {
+    let p = run.join("config.toml");
+    if !p.exists() {
+        anyhow::bail!("{} is not a run folder (no config.toml)", run.display());
+    }
+    config::load(&p, overrides)
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<()> {
+    let device = DeviceChoice::parse(&a.device)?;
+    let cfg = load_run(&a.run, &a.overrides)?;
+    let ev = with_backend!(device, |B, dev| {
+        type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+        trainer::evaluate::evaluate_run::<I>(&cfg, &a.run, &device.label(), &dev)
+    })?;
+    let out = a.run.join("eval");
+    ev.write(&out, &cfg)?;
+    if a.save_scores {
+        ev.write_scores(&out.join("scores.csv"))?;
+    }
+    println!("{}", ev.summary());
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn cmd_export(a: ExportArgs) -> Result<()> {
+    let cfg = load_run(&a.run, &[])?;
+    let files = trainer::export::export_run(&cfg, &a.run, &a.out, a.overwrite)?;
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn parse_shape(s: &str) -> Result<[usize; 3]> {
+    let v: Vec<usize> = s
+        .split('x')
+        .map(|p| p.parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("--input {s:?} must look like 3x32x32"))?;
+    v.try_into()
+        .map_err(|_| anyhow::anyhow!("--input {s:?} must have three sizes, like 3x32x32"))
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    let device = DeviceChoice::parse(&a.device)?;
+    let opts = BenchOptions {
+        model: a.model.clone(),
+        batch: a.batch,
+        input: parse_shape(&a.input)?,
+        classes: a.classes,
+        iters: a.iters,
+        warmup: a.warmup,
+    };
+    let engine = format!("unseen/{}", device.label());
+    let ours = with_backend!(device, |B, dev| bench::run::<B>(&opts, &dev, &engine))?;
+    let mut results = vec![ours.clone()];
+    if a.torch {
+        let torch_device = match device {
+            DeviceChoice::Cuda(i) | DeviceChoice::TchCuda(i) => format!("cuda:{i}"),
+            _ => "cpu".to_string(),
+        };
+        results.push(bench::run_torch(&opts, &a.python, &a.torch_script, &torch_device)?);
+    }
+    println!(
+        "{} batch {} input {} ({} timed iterations after {} warm-up)",
+        a.model, a.batch, a.input, a.iters, a.warmup
+    );
+    println!("{:<16} {:>14} {:>14}", "engine", "train img/s", "eval img/s");
+    for r in &results {
+        println!(
+            "{:<16} {:>14.1} {:>14.1}",
+            r.engine, r.train_images_per_second, r.eval_images_per_second
+        );
+    }
+    if let [ours, torch] = results.as_slice() {
+        println!(
+            "{:<16} {:>14.2} {:>14.2}",
+            "ratio (ours/pt)",
+            ours.train_images_per_second / torch.train_images_per_second,
+            ours.eval_images_per_second / torch.eval_images_per_second
+        );
+    }
+    if let Some(p) = a.json {
+        trainer::io::write_atomic(&p, serde_json::to_string_pretty(&results)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn cmd_data(d: DataCommand) -> Result<()> {
+    match d {
+        DataCommand::Download { name, dir } => {
+            let path = unseen_data::download::download(&name, &dir, |done, total| {
+                if let Some(t) = total {
+                    eprint!("\r{name}: {:.1}/{:.1} MB", done as f64 / 1e6, t as f64 / 1e6);
+                }
+            })?;
+            eprintln!();
+            println!("{name} ready in {}", path.display());
+        }
+        DataCommand::Inspect { source, path, test } => {
+            let set = unseen_data::formats::load_named(&source, &path, !test)?;
+            let counts = set.class_counts();
+            let mean = set.pixels.iter().map(|&p| p as f64).sum::<f64>() / set.pixels.len().max(1) as f64;
+            println!(
+                "{} {} split: {} images of {}x{}x{}, {} classes, mean pixel {:.3}",
+                path.display(),
+                if test { "test" } else { "train" },
+                set.len(),
+                set.channels,
+                set.height,
+                set.width,
+                set.num_classes(),
+                mean / 255.0
+            );
+            for (i, (name, c)) in set.class_names.iter().zip(counts).enumerate() {
+                println!("  {i:>3} {name:<20} {c}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! Mixture Outlier Exposure (Zhang, Inkawhich, Linderman, Chen & Li, WACV 2023; reference
+//! zjysteven/MixOE `train.py`). Each step draws one λ ~ Beta(α, α), mixes the ID batch with
+//! an equally sized outlier batch (mixup: `λ·x + (1−λ)·x_out`; CutMix: an outlier box pasted
+//! into the ID images, λ recomputed from the clipped box area), and trains on
+//! `CE(id) + β · soft-CE(mixed, λ·onehot(y) + (1−λ)·uniform)`.
+//! The ID images and the mixed images go through the network in one forward pass, so both
+//! share BatchNorm statistics.
+
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use unseen_backbones::Backbone;
+use unseen_data::Rng;
+use unseen_losses::ce::cross_entropy;
+use unseen_losses::mixoe::{mix_targets, soft_cross_entropy, MixOeConfig, MixOp};
+
+use super::{Recipe, StepBatch, StepOutput};
+use crate::config::LossConfig;
+
+/// The MixOE recipe.
+pub struct MixOe {
+    cfg: MixOeConfig,
+    num_classes: usize,
+    label_smoothing: f32,
+}
+
+impl MixOe {
+    /// From the `[loss]` table: `mix` (`mixup` default, or `cutmix`), `alpha` (1 for mixup,
+    /// 2 for CutMix), `beta` (5).
+    pub fn new(cfg: &LossConfig, num_classes: usize) -> Self {
+        let mix = match cfg.mix.as_deref() {
+            Some("cutmix") => MixOp::Cutmix,
+            _ => MixOp::Mixup,
+        };
+        let mut c = MixOeConfig::new(mix).with_alpha(cfg.alpha);
+        if let Some(b) = cfg.beta {
+            c.beta = b;
+        }
+        Self {
+            cfg: c,
+            num_classes,
+            label_smoothing: cfg.label_smoothing,
+        }
+    }
+}
+
+impl<B: AutodiffBackend> Recipe<B> for MixOe {
+    fn name(&self) -> &'static str {
+        "mixoe"
+    }
+
+    fn step(&self, model: &Backbone<B>, batch: StepBatch<B>, rng: &mut Rng) -> StepOutput<B> {
+        let [n, _c, h, w] = batch.images.dims();
+        let outliers = batch.outliers.expect("the loop supplies outliers to MixOE");
+        let m = outliers.dims()[0].min(n);
+        let x_id = batch.images.clone().slice(0..m);
+        let x_out = outliers.slice(0..m);
+        let alpha = self.cfg.alpha() as f64;
+        let mut lambda = rng.beta(alpha, alpha) as f32;
+        let mixed = match self.cfg.mix {
+            MixOp::Mixup => x_id.mul_scalar(lambda) + x_out.mul_scalar(1.0 - lambda),
+            MixOp::Cutmix => {
+                let b = unseen_data::transforms::cutmix_box(h, w, lambda as f64, rng);
+                lambda = unseen_data::transforms::lambda_from_box(b, h, w) as f32;
+                let (y0, y1, x0, x1) = (b.y0, b.y1, b.x0, b.x1);
+                if !b.is_empty() {
+                    let patch = x_out.slice([0..m, 0.._c, y0..y1, x0..x1]);
+                    x_id.slice_assign([0..m, 0.._c, y0..y1, x0..x1], patch)
+                } else {
+                    x_id
+                }
+            }
+        };
+        let x = Tensor::cat(vec![batch.images, mixed], 0);
+        let (_, logits) = model.forward(x);
+        let id_logits = logits.clone().slice(0..n);
+        let mixed_logits = logits.slice(n..n + m);
+        let ce = cross_entropy(id_logits.clone(), batch.labels.clone(), self.label_smoothing);
+        let targets = mix_targets(batch.labels.slice(0..m), self.num_classes, lambda);
+        let soft = soft_cross_entropy(mixed_logits, targets);
+        let loss = ce.clone() + soft.clone().mul_scalar(self.cfg.beta);
+        StepOutput {
+            terms: vec![("ce", ce.detach()), ("mixoe", soft.detach())],
+            loss,
+            id_logits: id_logits.detach(),
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The shared training loop: data, recipe step, optimiser, schedule, checkpoints,
+//! TensorBoard, NaN guard, evaluation and the run folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressStyle};
+use unseen_backbones::Backbone;
+use unseen_data::loader::{Batch, Loader, OutlierStream};
+use unseen_data::transforms::Augment;
+use unseen_data::Rng;
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::{ExperimentConfig, RecipeKind};
+use crate::data_setup::{self, ExperimentData};
+use crate::evaluate::{evaluate, Evaluation};
+use crate::io::write_atomic;
+use crate::optim::{lr_at, Optim};
+use crate::recipes::{self, StepBatch};
+use crate::tb::TbLogger;
+
+/// How `train` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Device label for `metrics.json` (`cpu`, `cuda:0`, ...).
+    pub device_label: String,
+    /// Continue this run folder from its last checkpoint.
+    pub resume: Option<PathBuf>,
+    /// Replace an existing run folder.
+    pub overwrite: bool,
+    /// Testing aid: stop the process right after this many epochs are checkpointed, as if
+    /// it had been killed (the CLI exits with code 3).
+    pub halt_after_epochs: Option<usize>,
+    /// No progress bar or per-epoch lines.
+    pub quiet: bool,
+}
+
+/// Returned (as an error) when `halt_after_epochs` stopped the run on purpose.
+#[derive(Debug, thiserror::Error)]
+#[error("run halted on request after {0} checkpointed epoch(s)")]
+pub struct Halted(pub usize);
+
+/// Returned when the loss stops being finite.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the loss became {value} at epoch {epoch}, step {step} ({terms}); training stopped. The last \
+     good checkpoint is kept in {checkpoint} ({done} epoch(s) done). Lower `train.lr`, set \
+     `train.grad_clip`, or check the data"
+)]
+pub struct NonFiniteLoss {
+    /// The offending value.
+    pub value: f32,
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Global step.
+    pub step: usize,
+    /// The loss terms at that step.
+    pub terms: String,
+    /// Last checkpoint folder.
+    pub checkpoint: String,
+    /// Epochs in that checkpoint.
+    pub done: usize,
+}
+
+/// The seeded generator of a stream, for the recipe (mixing coefficients, boxes).
+fn recipe_rng(seed: u64) -> Rng {
+    Rng::stream(seed, "recipe")
+}
+
+/// Prepares the run folder: refuses to clobber an existing one unless asked.
+fn prepare_run_dir(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<PathBuf> {
+    if let Some(dir) = &opts.resume {
+        if !dir.join("config.toml").exists() {
+            bail!(
+                "cannot resume: {} is not a run folder (no config.toml in it)",
+                dir.display()
+            );
+        }
+        return Ok(dir.clone());
+    }
+    let dir = cfg.run_dir();
+    if dir.exists() {
+        if !opts.overwrite {
+            bail!(
+                "run folder {} already exists; continue it with `--resume {}`, replace it with \
+                 `--overwrite`, or pick another name with `--set name=...`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Converts a CPU batch into device tensors.
+fn to_device<B: Backend>(b: Batch, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    let labels: Vec<i64> = b.labels.iter().map(|&l| l as i64).collect();
+    let n = labels.len();
+    (
+        Tensor::from_data(TensorData::new(b.images, b.shape), device),
+        Tensor::from_data(TensorData::new(labels, [n]), device),
+    )
+}
+
+/// Builds the network and initialises it deterministically from the seed.
+pub fn build_model<B: Backend>(cfg: &ExperimentConfig, num_classes: usize, device: &B::Device) -> Result<Backbone<B>> {
+    let model = cfg
+        .model
+        .init::<B>(num_classes, device)
+        .context("invalid [model] section")?;
+    let mut rng = Rng::stream(cfg.seed, "init");
+    Ok(unseen_backbones::init::reinit(model, &mut || rng.next_f64()))
+}
+
+/// Trains the experiment and evaluates it; writes the run folder.
+pub fn train<B: AutodiffBackend>(
+    cfg: ExperimentConfig,
+    opts: &TrainOptions,
+    device: B::Device,
+) -> Result<Evaluation> {
+    let run_dir = prepare_run_dir(&cfg, opts)?;
+    if opts.resume.is_some() {
+        let saved = crate::config::load(&run_dir.join("config.toml"), &[])
+            .with_context(|| format!("cannot read the saved config of {}", run_dir.display()))?;
+        if saved != cfg {
+            bail!(
+                "the config differs from the one {} was started with; resume without --config \
+                 (the saved config is used) or start a new run",
+                run_dir.display()
+            );
+        }
+    } else {
+        write_atomic(&run_dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    }
+    B::seed(&device, cfg.seed);
+    let data = data_setup::load(&cfg.data, cfg.seed, cfg.recipe.needs_outliers(), cfg.model.in_channels)?;
+    let k = data.num_classes();
+    let mut model = build_model::<B>(&cfg, k, &device)?;
+    let mut optim = Optim::<B, Backbone<B>>::new(&cfg.train);
+    let mut state = TrainState {
+        epochs_done: 0,
+        step: 0,
+        rng: recipe_rng(cfg.seed).state(),
+    };
+    if opts.resume.is_some() {
+        let ck = checkpoint::find(&run_dir)?;
+        state = checkpoint::load_state(&ck)?;
+        model = checkpoint::load_model(&ck, model, &device)?;
+        optim = optim.load(&ck.join("optim"), &device)?;
+        if !opts.quiet {
+            eprintln!("resuming {} after epoch {} (step {})", run_dir.display(), state.epochs_done, state.step);
+        }
+    }
+    let mut rng = Rng::from_state(state.rng);
+    let recipe = recipes::build::<B>(cfg.recipe, &cfg.loss, k);
+    let augment = Augment {
+        crop_padding: cfg.data.crop_padding,
+        hflip: cfg.data.hflip,
+        mean: cfg.data.mean.clone(),
+        std: cfg.data.std.clone(),
+    };
+    let t = &cfg.train;
+    let loader = Loader::new(data.id_train.clone(), t.batch_size, true, false, augment.clone(), cfg.seed)
+        .context("ID training loader")?;
+    let out_bs = t.outlier_batch_size.unwrap_or(match cfg.recipe {
+        RecipeKind::Mixoe => t.batch_size,
+        _ => 2 * t.batch_size,
+    });
+    let mut outliers = match &data.outliers {
+        Some(o) => Some(
+            OutlierStream::new(o.clone(), out_bs, augment.clone(), cfg.seed)
+                .context("auxiliary outlier loader")?,
+        ),
+        None => None,
+    };
+    let bpe = loader.batches_per_epoch();
+    let total = bpe * t.epochs;
+    let warmup = bpe * t.warmup_epochs;
+    let mut tb = TbLogger::new(&run_dir.join("tb"))?;
+    let images_per_step = t.batch_size;
+
+    for epoch in state.epochs_done..t.epochs {
+        let started = Instant::now();
+        if let Some(o) = outliers.as_mut() {
+            o.start_epoch(epoch);
+        }
+        let bar = if opts.quiet {
+            ProgressBar::hidden()
+        } else {
+            let b = ProgressBar::new(bpe as u64);
+            b.set_style(
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            b.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
+            b
+        };
+        let (mut loss_sum, mut seen, mut correct) = (0.0f64, 0usize, 0usize);
+        for batch in loader.epoch(epoch) {
+            let lr = lr_at(state.step, total, warmup, t.lr, t.min_lr_ratio);
+            let labels_cpu = batch.labels.clone();
+            let (images, labels) = to_device::<B>(batch, &device);
+            let outlier_images = outliers.as_mut().map(|o| to_device::<B>(o.next_batch(), &device).0);
+            let out = recipe.step(
+                &model,
+                StepBatch {
+                    images,
+                    labels,
+                    outliers: outlier_images,
+                },
+                &mut rng,
+            );
+            let value: f32 = out.loss.clone().into_scalar().elem();
+            let terms: Vec<(&str, f32)> = out
+                .terms
+                .iter()
+                .map(|(n, v)| (*n, v.clone().into_scalar().elem::<f32>()))
+                .collect();
+            if !value.is_finite() {
+                return Err(NonFiniteLoss {
+                    value,
+                    epoch: epoch + 1,
+                    step: state.step,
+                    terms: terms.iter().map(|(n, v)| format!("{n} = {v}")).collect::<Vec<_>>().join(", "),
+                    checkpoint: checkpoint::last_dir(&run_dir).display().to_string(),
+                    done: state.epochs_done,
+                }
+                .into());
+            }
+            let preds = out.id_logits.argmax(1).into_data().convert::<i64>().to_vec::<i64>().unwrap();
+            correct += preds.iter().zip(&labels_cpu).filter(|(p, l)| **p == **l as i64).count();
+            seen += labels_cpu.len();
+            loss_sum += value as f64 * labels_cpu.len() as f64;
+            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            tb.scalar("loss/total", value as f64, state.step);
+            for (n, v) in &terms {
+                tb.scalar(&format!("loss/{n}"), *v as f64, state.step);
+            }
+            tb.scalar("lr", lr, state.step);
+            state.step += 1;
+            bar.inc(1);
+            bar.set_message(format!("loss {value:.4}"));
+        }
+        bar.finish_and_clear();
+        state.epochs_done = epoch + 1;
+        state.rng = rng.state();
+        let secs = started.elapsed().as_secs_f64();
+        tb.scalar("train/accuracy", correct as f64 / seen.max(1) as f64, state.step);
+        tb.scalar("train/loss", loss_sum / seen.max(1) as f64, state.step);
+        tb.scalar("train/images_per_second", (bpe * images_per_step) as f64 / secs, state.step);
+        let mut line = format!(
+            "epoch {}/{}: loss {:.4}, train acc {:.2}%, {:.1}s",
+            epoch + 1,
+            t.epochs,
+            loss_sum / seen.max(1) as f64,
+            100.0 * correct as f64 / seen.max(1) as f64,
+            secs
+        );
+        let last = epoch + 1 == t.epochs;
+        if t.eval_every > 0 && (epoch + 1) % t.eval_every == 0 && !last {
+            let ev = evaluate::<B::InnerBackend>(&model.valid(), &cfg, &data, &opts.device_label, &device)?;
+            log_eval(&mut tb, &ev, state.step);
+            line += &format!(", test acc {:.2}%", 100.0 * ev.metrics.id.accuracy);
+        }
+        if (epoch + 1) % t.checkpoint_every == 0 || last {
+            checkpoint::save(&run_dir, &model, &optim, &state)?;
+        }
+        tb.flush();
+        if !opts.quiet {
+            eprintln!("{line}");
+        }
+        if opts.halt_after_epochs == Some(state.epochs_done) && !last {
+            return Err(Halted(state.epochs_done).into());
+        }
+    }
+    let ev = finish(&cfg, &model.valid(), &data, &opts.device_label, &device, &run_dir)?;
+    log_eval(&mut tb, &ev, state.step);
+    tb.flush();
+    Ok(ev)
+}
+
+fn finish<B: Backend>(
+    cfg: &ExperimentConfig,
+    model: &Backbone<B>,
+    data: &ExperimentData,
+    device_label: &str,
+    device: &B::Device,
+    run_dir: &Path,
+) -> Result<Evaluation> {
+    let ev = evaluate::<B>(model, cfg, data, device_label, device)?;
+    ev.write(run_dir, cfg)?;
+    Ok(ev)
+}
+
+fn log_eval(tb: &mut TbLogger, ev: &Evaluation, step: usize) {
+    tb.scalar("eval/accuracy", ev.metrics.id.accuracy, step);
+    for r in &ev.metrics.ood {
+        tb.scalar(&format!("eval/auroc/{}/{}", r.dataset, r.detector), r.metrics.auroc, step);
+        tb.scalar(&format!("eval/fpr95/{}/{}", r.dataset, r.detector), r.metrics.fpr95, step);
+    }
+}
