@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn trainer(args: &[&str]) -> Output {
@@ -59,7 +62,11 @@ fn tiny_args(out: &Path, extra: &[&str]) -> Vec<String> {
 fn run_ok(args: &[String]) -> Output {
     let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     let o = trainer(&a);
-    assert!(o.status.success(), "trainer {args:?} failed:\n{}", stderr(&o));
+    assert!(
+        o.status.success(),
+        "trainer {args:?} failed:\n{}",
+        stderr(&o)
+    );
     o
 }
 
@@ -77,8 +84,14 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
     // Uninterrupted run.
     run_ok(&tiny_args(&full, &[]));
     let run = full.join("quickstart");
-    for f in ["config.toml", "metrics.json", "report.md", "checkpoints/last/model.mpk",
-              "checkpoints/last/optim.mpk", "checkpoints/last/state.json"] {
+    for f in [
+        "config.toml",
+        "metrics.json",
+        "report.md",
+        "checkpoints/last/model.mpk",
+        "checkpoints/last/optim.mpk",
+        "checkpoints/last/state.json",
+    ] {
         assert!(run.join(f).exists(), "missing {f}");
     }
     let m = metrics(&run);
@@ -98,8 +111,16 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
     // TensorBoard: every loss term, the learning rate, accuracy and AUROC per OOD set.
     let ev = trainer::tb::read_scalars(&run.join("tb")).unwrap();
     let tags: std::collections::BTreeSet<&str> = ev.iter().map(|e| e.tag.as_str()).collect();
-    for t in ["loss/total", "loss/ce", "loss/oe", "lr", "train/accuracy", "eval/accuracy",
-              "eval/auroc/mnist-6-9/msp", "eval/auroc/fashion-mnist-5-9/energy"] {
+    for t in [
+        "loss/total",
+        "loss/ce",
+        "loss/oe",
+        "lr",
+        "train/accuracy",
+        "eval/accuracy",
+        "eval/auroc/mnist-6-9/msp",
+        "eval/auroc/fashion-mnist-5-9/energy",
+    ] {
         assert!(tags.contains(t), "missing TensorBoard tag {t}: {tags:?}");
     }
 
@@ -124,23 +145,44 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
     assert_eq!(metrics(&run.join("eval")), m);
     let csv = std::fs::read_to_string(run.join("eval/scores.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next().unwrap(), "dataset,group,detector,index,is_ood,score");
+    assert_eq!(
+        lines.next().unwrap(),
+        "dataset,group,detector,index,is_ood,score"
+    );
     assert!(csv.contains("mnist-6-9,near,msp,0,1,"));
 
     // Export: torchvision names, including num_batches_tracked, plus json and sample.
     let out = tmp.path().join("model.safetensors");
-    let o = trainer(&["export", "--run", run.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = trainer(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = std::fs::read(&out).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
     names.sort();
-    for k in ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
-              "bn1.num_batches_tracked", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
-              "layer2.0.downsample.1.running_var", "fc.weight", "fc.bias"] {
+    for k in [
+        "conv1.weight",
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "bn1.num_batches_tracked",
+        "layer1.0.conv1.weight",
+        "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.running_var",
+        "fc.weight",
+        "fc.bias",
+    ] {
         assert!(names.iter().any(|n| n == k), "missing {k} in {names:?}");
     }
-    assert!(!names.iter().any(|n| n.contains("gamma") || n.contains("downsample.conv")));
+    assert!(!names
+        .iter()
+        .any(|n| n.contains("gamma") || n.contains("downsample.conv")));
     // fc.weight is [classes, features] in PyTorch layout.
     assert_eq!(st.tensor("fc.weight").unwrap().shape(), &[6, 64]);
     assert!(tmp.path().join("model.json").exists());
@@ -149,7 +191,13 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
     assert_eq!(sample.tensor("input").unwrap().shape(), &[8, 1, 28, 28]);
     assert_eq!(sample.tensor("logits").unwrap().shape(), &[8, 6]);
     // Never overwritten without asking.
-    let o = trainer(&["export", "--run", run.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = trainer(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
 }
@@ -159,8 +207,14 @@ fn same_seed_same_metrics_supervised() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
     let b = tmp.path().join("b");
-    run_ok(&tiny_args(&a, &["--set", "recipe=supervised", "--set", "train.epochs=1"]));
-    run_ok(&tiny_args(&b, &["--set", "recipe=supervised", "--set", "train.epochs=1"]));
+    run_ok(&tiny_args(
+        &a,
+        &["--set", "recipe=supervised", "--set", "train.epochs=1"],
+    ));
+    run_ok(&tiny_args(
+        &b,
+        &["--set", "recipe=supervised", "--set", "train.epochs=1"],
+    ));
     assert_eq!(
         std::fs::read(a.join("quickstart/metrics.json")).unwrap(),
         std::fs::read(b.join("quickstart/metrics.json")).unwrap()
@@ -183,22 +237,53 @@ fn bad_input_gives_clear_errors() {
     let out = tmp.path().to_str().unwrap().to_string();
     let out_set = format!("output_dir={out:?}");
     // Unknown key: the error names its path.
-    let o = trainer(&["train", "--config", "configs/quickstart.toml", "--set", "train.lr_max=1"]);
+    let o = trainer(&[
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--set",
+        "train.lr_max=1",
+    ]);
     assert_clean_failure(&o, &["train.lr_max", "unknown field"]);
     // Non-numeric override.
-    let o = trainer(&["train", "--config", "configs/quickstart.toml", "--set", "train.lr=fast"]);
+    let o = trainer(&[
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--set",
+        "train.lr=fast",
+    ]);
     assert_clean_failure(&o, &["train.lr"]);
     // Missing dataset folder.
-    let o = trainer(&["train", "--config", "configs/quickstart.toml", "--set", &out_set,
-                      "--set", "data.id.path=\"no/such/dir\""]);
+    let o = trainer(&[
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--set",
+        &out_set,
+        "--set",
+        "data.id.path=\"no/such/dir\"",
+    ]);
     assert_clean_failure(&o, &["no/such/dir", "does not exist"]);
     // A device that is not compiled in.
     #[cfg(not(feature = "tch"))]
     {
-        let o = trainer(&["train", "--config", "configs/quickstart.toml", "--device", "tch-cpu"]);
+        let o = trainer(&[
+            "train",
+            "--config",
+            "configs/quickstart.toml",
+            "--device",
+            "tch-cpu",
+        ]);
         assert_clean_failure(&o, &["--features tch"]);
     }
-    let o = trainer(&["train", "--config", "configs/quickstart.toml", "--device", "gpu"]);
+    let o = trainer(&[
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--device",
+        "gpu",
+    ]);
     assert_clean_failure(&o, &["unknown device"]);
     // Missing config file.
     let o = trainer(&["train", "--config", "configs/nope.toml"]);
@@ -209,7 +294,10 @@ fn bad_input_gives_clear_errors() {
 fn nan_loss_stops_the_run_and_existing_runs_are_not_clobbered() {
     let tmp = tempfile::tempdir().unwrap();
     // A learning rate this large overflows within a few steps.
-    let a = tiny_args(tmp.path(), &["--set", "train.lr=1e30", "--set", "recipe=supervised"]);
+    let a = tiny_args(
+        tmp.path(),
+        &["--set", "train.lr=1e30", "--set", "recipe=supervised"],
+    );
     let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
     let o = trainer(&a);
     assert_clean_failure(&o, &["the loss became", "checkpoint"]);

@@ -73,11 +73,19 @@ impl<B: Backend> ModuleMapper<B> for Reinit<'_> {
             ("Struct:Linear", 2) => {
                 self.last_fan_in = shape[0];
                 let bound = 1.0 / (shape[0] as f64).sqrt();
-                Some((0..n).map(|_| ((self.uniform)() * 2.0 - 1.0) as f32 * bound as f32).collect())
+                Some(
+                    (0..n)
+                        .map(|_| ((self.uniform)() * 2.0 - 1.0) as f32 * bound as f32)
+                        .collect(),
+                )
             }
             ("Struct:Linear", 1) | ("Struct:Conv2d", 1) => {
                 let bound = 1.0 / (self.last_fan_in.max(1) as f64).sqrt();
-                Some((0..n).map(|_| ((self.uniform)() * 2.0 - 1.0) as f32 * bound as f32).collect())
+                Some(
+                    (0..n)
+                        .map(|_| ((self.uniform)() * 2.0 - 1.0) as f32 * bound as f32)
+                        .collect(),
+                )
             }
             ("Struct:BatchNorm", 1) | ("Struct:LayerNorm", 1) => {
                 // The param itself is the module field (gamma/beta): the field name is the
@@ -129,7 +137,9 @@ mod tests {
     fn lcg(seed: u64) -> impl FnMut() -> f64 {
         let mut s = seed;
         move || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 11) as f64 / (1u64 << 53) as f64
         }
     }

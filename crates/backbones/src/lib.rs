@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod init;
+pub mod norm;
 pub mod registry;
 pub mod resnet;
 

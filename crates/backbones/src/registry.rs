@@ -57,10 +57,14 @@ impl BackboneSpec {
     /// The ResNet configuration this spec names, if it names a ResNet.
     pub fn resnet_config(&self, num_classes: usize) -> Result<ResNetConfig, BackboneError> {
         if num_classes == 0 {
-            return Err(BackboneError::InvalidSpec("num_classes must be at least 1".into()));
+            return Err(BackboneError::InvalidSpec(
+                "num_classes must be at least 1".into(),
+            ));
         }
         if self.in_channels == 0 {
-            return Err(BackboneError::InvalidSpec("in_channels must be at least 1".into()));
+            return Err(BackboneError::InvalidSpec(
+                "in_channels must be at least 1".into(),
+            ));
         }
         let (block, layers, stem, width) = match self.name.as_str() {
             "resnet_small" => (BlockKind::Basic, [1, 1, 1, 1], Stem::Cifar, 16),
@@ -80,7 +84,9 @@ impl BackboneSpec {
         };
         let width = self.width.unwrap_or(width);
         if width == 0 {
-            return Err(BackboneError::InvalidSpec("width must be at least 1".into()));
+            return Err(BackboneError::InvalidSpec(
+                "width must be at least 1".into(),
+            ));
         }
         Ok(ResNetConfig::new(block, layers, num_classes)
             .with_stem(stem)
@@ -94,7 +100,9 @@ impl BackboneSpec {
         num_classes: usize,
         device: &B::Device,
     ) -> Result<Backbone<B>, BackboneError> {
-        Ok(Backbone::ResNet(self.resnet_config(num_classes)?.init(device)))
+        Ok(Backbone::ResNet(
+            self.resnet_config(num_classes)?.init(device),
+        ))
     }
 }
 
@@ -143,7 +151,10 @@ mod tests {
     fn unknown_name_lists_known_names() {
         let err = BackboneSpec::new("resnet19").resnet_config(10).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("resnet19") && msg.contains("resnet18_cifar"), "{msg}");
+        assert!(
+            msg.contains("resnet19") && msg.contains("resnet18_cifar"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -151,7 +162,9 @@ mod tests {
         let mut spec = BackboneSpec::new("resnet_small");
         spec.width = Some(8);
         spec.in_channels = 1;
-        let m = spec.init::<burn::backend::Flex>(6, &Default::default()).unwrap();
+        let m = spec
+            .init::<burn::backend::Flex>(6, &Default::default())
+            .unwrap();
         assert_eq!(m.feature_dim(), 64);
     }
 }

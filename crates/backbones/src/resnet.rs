@@ -14,14 +14,15 @@
 //! BatchNorm weight 1 and bias 0, the linear head PyTorch's default
 //! (`U(-1/sqrt(fan_in), 1/sqrt(fan_in))`).
 //!
-//! Known difference from PyTorch: burn's BatchNorm updates `running_var` with the biased
-//! batch variance, PyTorch with the unbiased one (a factor `n/(n-1)`, `n` = batch x height x
-//! width, e.g. 1.0005 for batch 128 at 4x4). Inference with given statistics is identical.
+//! BatchNorm is [`crate::norm::BatchNorm`] (PyTorch's running-variance update, and fast on
+//! `flex`).
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
+
+use crate::norm::{BatchNorm, BatchNormConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -139,7 +140,8 @@ pub struct Block<B: Backend> {
 impl<B: Backend> Block<B> {
     fn new(kind: BlockKind, cin: usize, width: usize, stride: usize, dev: &B::Device) -> Self {
         let cout = width * kind.expansion();
-        let downsample = (stride != 1 || cin != cout).then(|| Downsample::new(cin, cout, stride, dev));
+        let downsample =
+            (stride != 1 || cin != cout).then(|| Downsample::new(cin, cout, stride, dev));
         match kind {
             BlockKind::Basic => Self {
                 conv1: conv3x3(cin, width, stride, dev),
@@ -214,7 +216,13 @@ impl ResNetConfig {
             let stride = if i == 0 { 1 } else { 2 };
             let blocks: Vec<Block<B>> = (0..self.layers[i])
                 .map(|b| {
-                    let blk = Block::new(self.block, cin, width, if b == 0 { stride } else { 1 }, device);
+                    let blk = Block::new(
+                        self.block,
+                        cin,
+                        width,
+                        if b == 0 { stride } else { 1 },
+                        device,
+                    );
                     cin = width * self.block.expansion();
                     blk
                 })

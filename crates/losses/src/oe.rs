@@ -17,8 +17,10 @@
 //! Both references build `data = torch.cat((in_set[0], out_set[0]), 0)` and call the network
 //! **once**, so BatchNorm normalises ID and outlier images with shared batch statistics
 //! (and updates its running statistics with the mixture). OpenOOD's first port
-//! (`openood/trainers/oe_trainer.py`) forwarded the two batches separately and lost most of
-//! OE's gain. [`oe_loss`] and [`energy_oe_loss`] therefore take the logits of the
+//! (`openood/trainers/oe_trainer.py`, e.g. commit `7385b96`) called `self.net` on the ID
+//! batch and on the outlier batch separately, which cost most of OE's gain; its later
+//! version concatenates as the reference does. [`oe_loss`] and [`energy_oe_loss`] therefore
+//! take the logits of the
 //! *concatenated* batch — the first `labels_id.dims()[0]` rows are ID, the rest outliers —
 //! and split them here, so a caller cannot forward the two halves separately by accident.
 //! (MixOE is different: its reference forwards the ID batch and the mixed batch separately;
@@ -36,7 +38,7 @@ use crate::{check_non_negative, LossConfigError};
 pub struct OutlierExposureConfig {
     /// Weight λ of the outlier term: `total = CE(ID) + λ·uniform_CE(outliers)`.
     /// 0.5 for the vision experiments (hendrycks/outlier-exposure `CIFAR/oe_tune.py` and
-    /// `CIFAR/oe_scratch.py`: `loss += 0.5 * ...`; paper §4.3).
+    /// `CIFAR/oe_scratch.py`: `loss += 0.5 * ...`; the paper uses 1.0 for its NLP experiments).
     #[config(default = 0.5)]
     pub lambda: f32,
 }

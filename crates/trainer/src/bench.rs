@@ -45,7 +45,11 @@ pub struct BenchResult {
 }
 
 /// Measures the network on backend `B`.
-pub fn run<B: AutodiffBackend>(opts: &BenchOptions, device: &B::Device, engine: &str) -> Result<BenchResult> {
+pub fn run<B: AutodiffBackend>(
+    opts: &BenchOptions,
+    device: &B::Device,
+    engine: &str,
+) -> Result<BenchResult> {
     let mut spec = BackboneSpec::new(opts.model.clone());
     spec.in_channels = opts.input[0];
     let mut model = spec.init::<B>(opts.classes, device)?;
@@ -110,12 +114,20 @@ pub fn run<B: AutodiffBackend>(opts: &BenchOptions, device: &B::Device, engine: 
 }
 
 /// Runs `scripts/bench_torch.py` with the same settings and parses its JSON line.
-pub fn run_torch(opts: &BenchOptions, python: &str, script: &std::path::Path, device: &str) -> Result<BenchResult> {
+pub fn run_torch(
+    opts: &BenchOptions,
+    python: &str,
+    script: &std::path::Path,
+    device: &str,
+) -> Result<BenchResult> {
     let out = std::process::Command::new(python)
         .arg(script)
         .args(["--model", &opts.model])
         .args(["--batch", &opts.batch.to_string()])
-        .args(["--input", &format!("{}x{}x{}", opts.input[0], opts.input[1], opts.input[2])])
+        .args([
+            "--input",
+            &format!("{}x{}x{}", opts.input[0], opts.input[1], opts.input[2]),
+        ])
         .args(["--classes", &opts.classes.to_string()])
         .args(["--iters", &opts.iters.to_string()])
         .args(["--warmup", &opts.warmup.to_string()])
@@ -126,10 +138,18 @@ pub fn run_torch(opts: &BenchOptions, python: &str, script: &std::path::Path, de
         anyhow::bail!(
             "the PyTorch reference failed ({}): {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
-    serde_json::from_str(line).map_err(|e| anyhow::anyhow!("cannot parse the reference output {line:?}: {e}"))
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("");
+    serde_json::from_str(line)
+        .map_err(|e| anyhow::anyhow!("cannot parse the reference output {line:?}: {e}"))
 }

@@ -56,7 +56,10 @@ pub fn save<B: AutodiffBackend>(
         .save_file(tmp.join("model"), &recorder())
         .with_context(|| format!("cannot write {}", tmp.join("model.mpk").display()))?;
     optim.save(&tmp.join("optim"))?;
-    write_atomic(&tmp.join("state.json"), serde_json::to_string_pretty(state)?.as_bytes())?;
+    write_atomic(
+        &tmp.join("state.json"),
+        serde_json::to_string_pretty(state)?.as_bytes(),
+    )?;
     let last = root.join("last");
     let old = root.join(".old");
     if old.exists() {
@@ -65,7 +68,8 @@ pub fn save<B: AutodiffBackend>(
     if last.exists() {
         std::fs::rename(&last, &old).with_context(|| format!("cannot move {}", last.display()))?;
     }
-    std::fs::rename(&tmp, &last).with_context(|| format!("cannot move {} into place", tmp.display()))?;
+    std::fs::rename(&tmp, &last)
+        .with_context(|| format!("cannot move {} into place", tmp.display()))?;
     if old.exists() {
         std::fs::remove_dir_all(&old).ok();
     }
@@ -91,12 +95,18 @@ pub fn find(run_dir: &Path) -> Result<PathBuf> {
 /// Reads `state.json`.
 pub fn load_state(dir: &Path) -> Result<TrainState> {
     let p = dir.join("state.json");
-    let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a valid checkpoint state", p.display()))
+    let text =
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid checkpoint state", p.display()))
 }
 
 /// Loads weights saved by [`save`] into a freshly built model of the same architecture.
-pub fn load_model<B: Backend>(dir: &Path, model: Backbone<B>, device: &B::Device) -> Result<Backbone<B>> {
+pub fn load_model<B: Backend>(
+    dir: &Path,
+    model: Backbone<B>,
+    device: &B::Device,
+) -> Result<Backbone<B>> {
     model
         .load_file(dir.join("model"), &recorder(), device)
         .with_context(|| format!("cannot load weights {}", dir.join("model.mpk").display()))

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use unseen_backbones::BackboneSpec;
-pub use unseen_eval::report::OodGroup;
+use unseen_data::splits::{DatasetRef, OodBenchmark, OodSet};
+use unseen_data::transforms::Augment;
 
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,96 +79,24 @@ impl RecipeKind {
     }
 }
 
-/// Which on-disk format a dataset has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceKind {
-    /// IDX files of MNIST.
-    Mnist,
-    /// IDX files of Fashion-MNIST.
-    FashionMnist,
-    /// CIFAR-10 binary batches.
-    Cifar10,
-    /// CIFAR-100 binary files (fine labels).
-    Cifar100,
-    /// One sub-folder of images per class.
-    Folder,
-}
-
-/// A dataset on disk, optionally restricted to some classes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatasetConfig {
-    /// Format.
-    pub source: SourceKind,
-    /// Folder holding the files (relative paths are resolved against the working directory).
-    pub path: PathBuf,
-    /// Classes to keep, e.g. `"0-5"` or `"0,2,4"`; all when absent. Kept classes are
-    /// relabelled `0..k` in the order given.
-    #[serde(default)]
-    pub classes: Option<String>,
-    /// Keep at most this many images per class (the first ones of a seeded shuffle).
-    #[serde(default)]
-    pub limit_per_class: Option<usize>,
-}
-
-/// One OOD test set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OodSetConfig {
-    /// Name used in reports, e.g. `mnist-6-9`.
-    pub name: String,
-    /// `near` or `far`.
-    pub group: OodGroup,
-    /// Format.
-    pub source: SourceKind,
-    /// Folder holding the files.
-    pub path: PathBuf,
-    /// Classes to keep (all when absent).
-    #[serde(default)]
-    pub classes: Option<String>,
-    /// Keep at most this many images per class.
-    #[serde(default)]
-    pub limit_per_class: Option<usize>,
-}
-
-impl OodSetConfig {
-    /// The dataset part of this set.
-    pub fn dataset(&self) -> DatasetConfig {
-        DatasetConfig {
-            source: self.source,
-            path: self.path.clone(),
-            classes: self.classes.clone(),
-            limit_per_class: self.limit_per_class,
-        }
-    }
-}
-
 /// Datasets of an experiment: ID train/test (train and test splits of `id`), the auxiliary
-/// outliers (train split) and the OOD test sets (test splits).
+/// outliers (train split) and the OOD test sets (test splits). The dataset descriptions are
+/// `unseen_data`'s ([`DatasetRef`], [`OodSet`]), validated as an [`OodBenchmark`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Name of the ID dataset in reports, e.g. `mnist-0-5`.
     pub id_name: String,
     /// In-distribution data.
-    pub id: DatasetConfig,
+    pub id: DatasetRef,
     /// Auxiliary outliers for OE-style recipes (train split).
     #[serde(default)]
-    pub outliers: Option<DatasetConfig>,
+    pub outliers: Option<DatasetRef>,
     /// OOD test sets.
     #[serde(default)]
-    pub ood: Vec<OodSetConfig>,
-    /// Per-channel mean for normalisation (of the ID training data).
-    pub mean: Vec<f32>,
-    /// Per-channel standard deviation.
-    pub std: Vec<f32>,
-    /// Zero padding of the random crop (0 = off).
-    #[serde(default)]
-    pub crop_padding: usize,
-    /// Random horizontal flip (off for digits).
-    #[serde(default)]
-    pub hflip: bool,
+    pub ood: Vec<OodSet>,
+    /// Training augmentation and normalisation (evaluation uses the normalisation only).
+    pub augment: Augment,
 }
 
 /// Optimiser choice.
@@ -331,8 +260,8 @@ pub struct PaperRow {
 pub fn load(path: &Path, overrides: &[String]) -> Result<ExperimentConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    let mut value: toml::Value = toml::from_str(&text)
-        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let mut value: toml::Value =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
     for o in overrides {
         apply_override(&mut value, o)?;
     }
@@ -374,9 +303,12 @@ pub fn apply_override(root: &mut toml::Value, spec: &str) -> Result<()> {
     let parts: Vec<&str> = key.split('.').collect();
     let mut cur = root;
     for (i, p) in parts.iter().enumerate() {
-        let table = cur
-            .as_table_mut()
-            .with_context(|| format!("override `{spec}`: `{}` is not a table", parts[..i].join(".")))?;
+        let table = cur.as_table_mut().with_context(|| {
+            format!(
+                "override `{spec}`: `{}` is not a table",
+                parts[..i].join(".")
+            )
+        })?;
         if i + 1 == parts.len() {
             table.insert((*p).to_string(), parsed);
             return Ok(());
@@ -413,28 +345,31 @@ fn validate(cfg: &ExperimentConfig) -> Result<()> {
         bail!("`train.checkpoint_every` must be at least 1");
     }
     let d = &cfg.data;
-    let ch = cfg.model.in_channels;
-    if d.mean.len() != ch || d.std.len() != ch {
-        bail!(
-            "`data.mean` and `data.std` need one value per input channel ({ch}), got {} and {}",
-            d.mean.len(),
-            d.std.len()
-        );
+    d.augment.validate(cfg.model.in_channels).map_err(|e| {
+        anyhow::anyhow!(
+            "[data.augment] (model.in_channels = {}): {e}",
+            cfg.model.in_channels
+        )
+    })?;
+    d.id.validate()
+        .map_err(|e| anyhow::anyhow!("[data.id]: {e}"))?;
+    if let Some(o) = &d.outliers {
+        o.validate()
+            .map_err(|e| anyhow::anyhow!("[data.outliers]: {e}"))?;
     }
-    if d.std.iter().any(|s| !(*s > 0.0)) {
-        bail!("`data.std` values must be positive, got {:?}", d.std);
+    if !d.ood.is_empty() {
+        OodBenchmark {
+            id: d.id.clone(),
+            ood: d.ood.clone(),
+        }
+        .validate()
+        .map_err(|e| anyhow::anyhow!("[[data.ood]]: {e}"))?;
     }
     if cfg.recipe.needs_outliers() && d.outliers.is_none() {
         bail!(
             "recipe `{}` needs auxiliary outliers: add a [data.outliers] table",
             cfg.recipe.name()
         );
-    }
-    let mut names = std::collections::HashSet::new();
-    for s in &d.ood {
-        if !names.insert(s.name.as_str()) {
-            bail!("OOD set name `{}` appears twice in [[data.ood]]", s.name);
-        }
     }
     if let Some(m) = &cfg.loss.mix {
         if m != "mixup" && m != "cutmix" {
@@ -459,10 +394,53 @@ fn validate(cfg: &ExperimentConfig) -> Result<()> {
              use plain cross-entropy"
         );
     }
+    check_loss(cfg)?;
     if cfg.eval.detectors.is_empty() {
         bail!("`eval.detectors` must name at least one detector");
     }
     Ok(())
+}
+
+/// Checks the `[loss]` values with the loss crate's own validation (ranges, `m_in < m_out`).
+fn check_loss(cfg: &ExperimentConfig) -> Result<()> {
+    use unseen_losses::{mixoe, oe};
+    let l = &cfg.loss;
+    let r = match cfg.recipe {
+        RecipeKind::Supervised => Ok(()),
+        RecipeKind::Oe => {
+            let mut c = oe::OutlierExposureConfig::new();
+            if let Some(v) = l.oe_lambda {
+                c.lambda = v;
+            }
+            c.validate()
+        }
+        RecipeKind::EnergyOe => {
+            let mut c = oe::EnergyOeConfig::new();
+            if let Some(v) = l.energy_weight {
+                c.weight = v;
+            }
+            if let Some(v) = l.m_in {
+                c.m_in = v;
+            }
+            if let Some(v) = l.m_out {
+                c.m_out = v;
+            }
+            c.validate()
+        }
+        RecipeKind::Mixoe => {
+            let op = if l.mix.as_deref() == Some("cutmix") {
+                mixoe::MixOp::Cutmix
+            } else {
+                mixoe::MixOp::Mixup
+            };
+            let mut c = mixoe::MixOeConfig::new(op).with_alpha(l.alpha);
+            if let Some(b) = l.beta {
+                c.beta = b;
+            }
+            c.validate()
+        }
+    };
+    r.map_err(|e| anyhow::anyhow!("[loss]: {e}"))
 }
 
 impl ExperimentConfig {
@@ -489,6 +467,7 @@ name = "resnet_small"
 in_channels = 1
 [data]
 id_name = "mnist-0-5"
+[data.augment]
 mean = [0.13]
 std = [0.31]
 [data.id]
@@ -517,7 +496,10 @@ lr = 0.1
     fn unknown_key_names_its_path() {
         let text = MINIMAL.replace("lr = 0.1", "lr = 0.1\nlr_max = 3");
         let err = format!("{:#}", from_str(&text).unwrap_err());
-        assert!(err.contains("train.lr_max") || err.contains("`train`") && err.contains("lr_max"), "{err}");
+        assert!(
+            err.contains("train.lr_max") || err.contains("`train`") && err.contains("lr_max"),
+            "{err}"
+        );
         assert!(err.contains("unknown field"), "{err}");
     }
 
@@ -541,7 +523,10 @@ lr = 0.1
 
     #[test]
     fn oe_without_outliers_is_rejected() {
-        let text = MINIMAL.replace("[data.outliers]\nsource = \"fashion-mnist\"\npath = \"y\"\n", "");
+        let text = MINIMAL.replace(
+            "[data.outliers]\nsource = \"fashion-mnist\"\npath = \"y\"\n",
+            "",
+        );
         let err = format!("{:#}", from_str(&text).unwrap_err());
         assert!(err.contains("needs auxiliary outliers"), "{err}");
     }
@@ -568,7 +553,10 @@ impl PaperConfig {
                 };
                 (
                     (r.dataset.clone(), r.detector.clone()),
-                    unseen_eval::report::PaperMetrics { auroc: r.auroc, fpr95: fpr },
+                    unseen_eval::report::PaperMetrics {
+                        auroc: r.auroc,
+                        fpr95: fpr,
+                    },
                 )
             })
             .collect()

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use unseen_data::{ImageSet, Rng};
 
-use crate::config::{DataConfig, DatasetConfig, OodGroup, SourceKind};
+use unseen_data::splits::DatasetRef;
+use unseen_eval::report::OodGroup;
+
+use crate::config::DataConfig;
 
 /// Every dataset an experiment uses, loaded and relabelled.
 #[derive(Debug, Clone)]
@@ -28,32 +31,23 @@ impl ExperimentData {
     }
 }
 
-/// The format name `unseen_data::formats::load_named` understands.
-pub fn source_name(s: SourceKind) -> &'static str {
-    match s {
-        SourceKind::Mnist => "mnist",
-        SourceKind::FashionMnist => "fashion-mnist",
-        SourceKind::Cifar10 => "cifar10",
-        SourceKind::Cifar100 => "cifar100",
-        SourceKind::Folder => "folder",
-    }
-}
-
 /// Loads one dataset (train or test split), keeps its classes and applies the per-class
 /// limit with a seeded subsample.
-pub fn load_dataset(d: &DatasetConfig, train: bool, seed: u64, what: &str) -> Result<ImageSet> {
+pub fn load_dataset(d: &DatasetRef, train: bool, seed: u64, what: &str) -> Result<ImageSet> {
     let path: &Path = &d.path;
     if !path.exists() {
         anyhow::bail!(
             "{what}: dataset folder {} does not exist (relative paths are resolved against {}); \
              fetch it with `trainer data download {}` or fix `path`",
             path.display(),
-            std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
-            source_name(d.source)
+            std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            d.source
         );
     }
     let split = if train { "train" } else { "test" };
-    let mut set = unseen_data::formats::load_named(source_name(d.source), path, train)
+    let mut set = unseen_data::formats::load_named(&d.source, path, train)
         .with_context(|| format!("{what}: cannot load the {split} split"))?;
     if let Some(spec) = &d.classes {
         let classes = unseen_data::splits::ClassSpec::parse(spec)
@@ -74,7 +68,12 @@ pub fn load_dataset(d: &DatasetConfig, train: bool, seed: u64, what: &str) -> Re
 }
 
 /// Loads everything a config names. Outliers are loaded only when `with_outliers`.
-pub fn load(cfg: &DataConfig, seed: u64, with_outliers: bool, channels: usize) -> Result<ExperimentData> {
+pub fn load(
+    cfg: &DataConfig,
+    seed: u64,
+    with_outliers: bool,
+    channels: usize,
+) -> Result<ExperimentData> {
     let id_train = load_dataset(&cfg.id, true, seed, "data.id")?;
     let id_test = load_dataset(&cfg.id, false, seed, "data.id")?;
     let check = |s: &ImageSet, what: &str| -> Result<()> {
@@ -107,9 +106,13 @@ pub fn load(cfg: &DataConfig, seed: u64, with_outliers: bool, channels: usize) -
     let mut ood = Vec::new();
     for (i, o) in cfg.ood.iter().enumerate() {
         let what = format!("data.ood[{i}] ({})", o.name);
-        let s = load_dataset(&o.dataset(), false, seed, &what)?;
+        let s = load_dataset(&o.dataset, false, seed, &what)?;
         check(&s, &what)?;
-        ood.push((o.name.clone(), o.group, Arc::new(s)));
+        let group = match o.group {
+            unseen_data::splits::OodGroup::Near => OodGroup::Near,
+            unseen_data::splits::OodGroup::Far => OodGroup::Far,
+        };
+        ood.push((o.name.clone(), group, Arc::new(s)));
     }
     Ok(ExperimentData {
         id_train: Arc::new(id_train),

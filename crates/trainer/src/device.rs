@@ -114,7 +114,9 @@ macro_rules! with_backend {
                 {
                     type $B = burn::backend::Autodiff<burn::backend::LibTorch>;
                     let $dev = match $choice {
-                        DeviceChoice::TchCuda(i) => burn::backend::libtorch::LibTorchDevice::Cuda(i),
+                        DeviceChoice::TchCuda(i) => {
+                            burn::backend::libtorch::LibTorchDevice::Cuda(i)
+                        }
                         _ => burn::backend::libtorch::LibTorchDevice::Cpu,
                     };
                     $crate::device::probe::<$B>(&$dev, $choice)?;
@@ -165,9 +167,18 @@ mod tests {
     fn parses_devices() {
         assert_eq!(DeviceChoice::parse("cpu").unwrap(), DeviceChoice::Cpu);
         assert_eq!(DeviceChoice::parse("cuda").unwrap(), DeviceChoice::Cuda(0));
-        assert_eq!(DeviceChoice::parse("cuda:3").unwrap(), DeviceChoice::Cuda(3));
-        assert_eq!(DeviceChoice::parse("tch-cuda:1").unwrap(), DeviceChoice::TchCuda(1));
-        assert_eq!(DeviceChoice::parse("tch-cpu").unwrap(), DeviceChoice::TchCpu);
+        assert_eq!(
+            DeviceChoice::parse("cuda:3").unwrap(),
+            DeviceChoice::Cuda(3)
+        );
+        assert_eq!(
+            DeviceChoice::parse("tch-cuda:1").unwrap(),
+            DeviceChoice::TchCuda(1)
+        );
+        assert_eq!(
+            DeviceChoice::parse("tch-cpu").unwrap(),
+            DeviceChoice::TchCpu
+        );
         assert!(DeviceChoice::parse("gpu").is_err());
         assert!(DeviceChoice::parse("cuda:x").is_err());
         assert!(DeviceChoice::parse("cuda1").is_err());

@@ -135,14 +135,24 @@ pub fn evaluate<B: Backend>(
     device_label: &str,
     device: &B::Device,
 ) -> Result<Evaluation> {
-    let (mean, std, bs) = (&cfg.data.mean, &cfg.data.std, cfg.eval.batch_size);
+    let (mean, std, bs) = (
+        &cfg.data.augment.mean,
+        &cfg.data.augment.std,
+        cfg.eval.batch_size,
+    );
     let id = infer(model, &data.id_test, mean, std, bs, device);
     let labels: Vec<usize> = data.id_test.labels.iter().map(|&l| l as usize).collect();
     let acc = accuracy(&argmax_rows(&id), &labels).context("ID accuracy")?;
     let ood_logits: Vec<(String, OodGroup, Logits)> = data
         .ood
         .iter()
-        .map(|(name, group, set)| (name.clone(), *group, infer(model, set, mean, std, bs, device)))
+        .map(|(name, group, set)| {
+            (
+                name.clone(),
+                *group,
+                infer(model, set, mean, std, bs, device),
+            )
+        })
         .collect();
     let mut rows = Vec::new();
     let mut scores = Vec::new();
@@ -153,7 +163,13 @@ pub fn evaluate<B: Backend>(
         let id_scores = det
             .score(&id.values, id.classes, None)
             .with_context(|| format!("detector {det_label} on the ID test set"))?;
-        scores.push((cfg.data.id_name.clone(), "id".to_string(), det_label.clone(), false, id_scores.clone()));
+        scores.push((
+            cfg.data.id_name.clone(),
+            "id".to_string(),
+            det_label.clone(),
+            false,
+            id_scores.clone(),
+        ));
         for (name, group, l) in &ood_logits {
             let s = det
                 .score(&l.values, l.classes, None)
@@ -161,7 +177,13 @@ pub fn evaluate<B: Backend>(
             let m = ood_metrics(&id_scores, &s)
                 .with_context(|| format!("metrics of detector {det_label} on OOD set {name}"))?;
             rows.push(OodRow::new(name.clone(), *group, det_label.clone(), m));
-            scores.push((name.clone(), group.as_str().to_string(), det_label.clone(), true, s));
+            scores.push((
+                name.clone(),
+                group.as_str().to_string(),
+                det_label.clone(),
+                true,
+                s,
+            ));
         }
     }
     let mut table = OodReport::new(rows);
@@ -228,7 +250,10 @@ impl Evaluation {
         if let Some(p) = &cfg.paper {
             s += &format!("\n## Published numbers ({})\n\n", p.source);
             s += "| dataset | detector | accuracy | AUROC | FPR@95 | convention |\n|---|---|---|---|---|---|\n";
-            let pct = |v: Option<f64>| v.map(|x| format!("{:.2}", 100.0 * x)).unwrap_or_else(|| "-".into());
+            let pct = |v: Option<f64>| {
+                v.map(|x| format!("{:.2}", 100.0 * x))
+                    .unwrap_or_else(|| "-".into())
+            };
             for r in &p.rows {
                 s += &format!(
                     "| {} | {} | {} | {} | {} | {} |\n",

@@ -43,11 +43,16 @@ pub fn state_dict<B: Backend>(model: &Backbone<B>, batches_tracked: i64) -> Resu
             .map_err(|e| anyhow::anyhow!("cannot read tensor {path}: {e:?}"))?
             .convert::<f32>();
         let shape = data.shape.to_vec();
-        let values = data.to_vec::<f32>().map_err(|e| anyhow::anyhow!("{path}: {e:?}"))?;
+        let values = data
+            .to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{path}: {e:?}"))?;
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         if key.ends_with(".running_var") {
             let nbt = key.trim_end_matches("running_var").to_string() + "num_batches_tracked";
-            out.insert(nbt, (Dtype::I64, vec![], batches_tracked.to_le_bytes().to_vec()));
+            out.insert(
+                nbt,
+                (Dtype::I64, vec![], batches_tracked.to_le_bytes().to_vec()),
+            );
         }
         out.insert(key, (Dtype::F32, shape, bytes));
     }
@@ -55,7 +60,10 @@ pub fn state_dict<B: Backend>(model: &Backbone<B>, batches_tracked: i64) -> Resu
 }
 
 /// Serialises tensors to safetensors bytes, with string metadata.
-pub fn to_safetensors(tensors: &TensorMap, metadata: Option<std::collections::HashMap<String, String>>) -> Result<Vec<u8>> {
+pub fn to_safetensors(
+    tensors: &TensorMap,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<Vec<u8>> {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(k, (dt, shape, bytes))| {
@@ -125,7 +133,10 @@ pub fn export<B: Backend>(
     let sample_path = std::path::PathBuf::from(format!("{}.sample.safetensors", stem.display()));
     for p in [out, json_path.as_path(), sample_path.as_path()] {
         if p.exists() && !overwrite {
-            bail!("{} already exists; pass --overwrite to replace it", p.display());
+            bail!(
+                "{} already exists; pass --overwrite to replace it",
+                p.display()
+            );
         }
     }
     let rc = cfg.model.resnet_config(data.num_classes())?;
@@ -154,9 +165,13 @@ pub fn export<B: Backend>(
         },
         num_classes: data.num_classes(),
         class_names: data.id_train.class_names.clone(),
-        input_shape: [data.id_test.channels, data.id_test.height, data.id_test.width],
-        mean: cfg.data.mean.clone(),
-        std: cfg.data.std.clone(),
+        input_shape: [
+            data.id_test.channels,
+            data.id_test.height,
+            data.id_test.width,
+        ],
+        mean: cfg.data.augment.mean.clone(),
+        std: cfg.data.augment.std.clone(),
         recipe: cfg.recipe.name().into(),
         run: cfg.name.clone(),
     };
@@ -173,22 +188,43 @@ pub fn export<B: Backend>(
         n,
         false,
         false,
-        unseen_data::transforms::Augment::normalize_only(cfg.data.mean.clone(), cfg.data.std.clone()),
+        unseen_data::transforms::Augment::normalize_only(
+            cfg.data.augment.mean.clone(),
+            cfg.data.augment.std.clone(),
+        ),
         0,
     )?;
     let batch = loader.epoch(0).next().context("empty ID test set")?;
-    let logits = infer(model, &sample_set, &cfg.data.mean, &cfg.data.std, n, device);
+    let logits = infer(
+        model,
+        &sample_set,
+        &cfg.data.augment.mean,
+        &cfg.data.augment.std,
+        n,
+        device,
+    );
     let mut sample = TensorMap::new();
     sample.insert(
         "input".into(),
-        (Dtype::F32, batch.shape.to_vec(), batch.images.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        (
+            Dtype::F32,
+            batch.shape.to_vec(),
+            batch.images.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
     );
     sample.insert(
         "logits".into(),
-        (Dtype::F32, vec![n, logits.classes], logits.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        (
+            Dtype::F32,
+            vec![n, logits.classes],
+            logits.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
     );
     write_atomic(out, &to_safetensors(&weights, Some(meta))?)?;
-    write_atomic(&json_path, (serde_json::to_string_pretty(&info)? + "\n").as_bytes())?;
+    write_atomic(
+        &json_path,
+        (serde_json::to_string_pretty(&info)? + "\n").as_bytes(),
+    )?;
     write_atomic(&sample_path, &to_safetensors(&sample, None)?)?;
     Ok(vec![out.to_path_buf(), json_path, sample_path])
 }

@@ -1,18 +1,15 @@
-//! File helpers: every file a run writes goes through [`write_atomic`] (temp file in the
-//! same folder, then rename), so an interrupted run never leaves a half-written file.
+//! File helpers. Every file a run writes goes through [`write_atomic`] (temp file in the same
+//! folder, then rename, by `unseen_data::formats::write_atomic`), so an interrupted run never
+//! leaves a half-written file.
 
+use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically, creating the parent folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", path.display()))?;
+    unseen_data::formats::write_atomic(path, |w| w.write_all(bytes))?;
     Ok(())
 }
 

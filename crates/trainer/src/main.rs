@@ -206,7 +206,11 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         quiet: a.quiet,
     };
     let started = std::time::Instant::now();
-    let ev = with_backend!(device, |B, dev| trainer::train::train::<B>(cfg.clone(), &opts, dev))?;
+    let ev = with_backend!(device, |B, dev| trainer::train::train::<B>(
+        cfg.clone(),
+        &opts,
+        dev
+    ))?;
     let run_dir = a.resume.clone().unwrap_or_else(|| cfg.run_dir());
     println!("{}", ev.summary());
     println!(
@@ -279,13 +283,21 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             DeviceChoice::Cuda(i) | DeviceChoice::TchCuda(i) => format!("cuda:{i}"),
             _ => "cpu".to_string(),
         };
-        results.push(bench::run_torch(&opts, &a.python, &a.torch_script, &torch_device)?);
+        results.push(bench::run_torch(
+            &opts,
+            &a.python,
+            &a.torch_script,
+            &torch_device,
+        )?);
     }
     println!(
         "{} batch {} input {} ({} timed iterations after {} warm-up)",
         a.model, a.batch, a.input, a.iters, a.warmup
     );
-    println!("{:<16} {:>14} {:>14}", "engine", "train img/s", "eval img/s");
+    println!(
+        "{:<16} {:>14} {:>14}",
+        "engine", "train img/s", "eval img/s"
+    );
     for r in &results {
         println!(
             "{:<16} {:>14.1} {:>14.1}",
@@ -311,7 +323,11 @@ fn cmd_data(d: DataCommand) -> Result<()> {
         DataCommand::Download { name, dir } => {
             let path = unseen_data::download::download(&name, &dir, |done, total| {
                 if let Some(t) = total {
-                    eprint!("\r{name}: {:.1}/{:.1} MB", done as f64 / 1e6, t as f64 / 1e6);
+                    eprint!(
+                        "\r{name}: {:.1}/{:.1} MB",
+                        done as f64 / 1e6,
+                        t as f64 / 1e6
+                    );
                 }
             })?;
             eprintln!();
@@ -320,7 +336,8 @@ fn cmd_data(d: DataCommand) -> Result<()> {
         DataCommand::Inspect { source, path, test } => {
             let set = unseen_data::formats::load_named(&source, &path, !test)?;
             let counts = set.class_counts();
-            let mean = set.pixels.iter().map(|&p| p as f64).sum::<f64>() / set.pixels.len().max(1) as f64;
+            let mean =
+                set.pixels.iter().map(|&p| p as f64).sum::<f64>() / set.pixels.len().max(1) as f64;
             println!(
                 "{} {} split: {} images of {}x{}x{}, {} classes, mean pixel {:.3}",
                 path.display(),

@@ -25,7 +25,9 @@ pub enum Optim<B: AutodiffBackend, M: AutodiffModule<B>> {
 impl<B: AutodiffBackend, M: AutodiffModule<B>> Optim<B, M> {
     /// Builds the optimiser a `[train]` table describes.
     pub fn new(cfg: &TrainConfig) -> Self {
-        let clip = cfg.grad_clip.map(|c| GradientClippingConfig::Norm(c as f32));
+        let clip = cfg
+            .grad_clip
+            .map(|c| GradientClippingConfig::Norm(c as f32));
         match cfg.optimizer {
             OptimizerKind::Sgd => {
                 let momentum = (cfg.momentum > 0.0).then(|| MomentumConfig {
@@ -33,8 +35,8 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Optim<B, M> {
                     dampening: 0.0,
                     nesterov: cfg.nesterov,
                 });
-                let weight_decay =
-                    (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+                let weight_decay = (cfg.weight_decay > 0.0)
+                    .then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
                 let mut c = SgdConfig::new()
                     .with_momentum(momentum)
                     .with_weight_decay(weight_decay);

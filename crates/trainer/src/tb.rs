@@ -171,9 +171,21 @@ mod tests {
         drop(tb);
         let ev = read_scalars(dir.path()).unwrap();
         let want = vec![
-            ScalarEvent { tag: "loss/total".into(), step: 0, value: 2.5 },
-            ScalarEvent { tag: "loss/total".into(), step: 10, value: 1.25 },
-            ScalarEvent { tag: "lr".into(), step: 10, value: 0.1 },
+            ScalarEvent {
+                tag: "loss/total".into(),
+                step: 0,
+                value: 2.5,
+            },
+            ScalarEvent {
+                tag: "loss/total".into(),
+                step: 10,
+                value: 1.25,
+            },
+            ScalarEvent {
+                tag: "lr".into(),
+                step: 10,
+                value: 0.1,
+            },
         ];
         assert_eq!(ev, want);
     }

@@ -12,7 +12,6 @@ use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use unseen_backbones::Backbone;
 use unseen_data::loader::{Batch, Loader, OutlierStream};
-use unseen_data::transforms::Augment;
 use unseen_data::Rng;
 
 use crate::checkpoint::{self, TrainState};
@@ -93,7 +92,8 @@ fn prepare_run_dir(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<PathBu
                 dir.display()
             );
         }
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
@@ -110,13 +110,19 @@ fn to_device<B: Backend>(b: Batch, device: &B::Device) -> (Tensor<B, 4>, Tensor<
 }
 
 /// Builds the network and initialises it deterministically from the seed.
-pub fn build_model<B: Backend>(cfg: &ExperimentConfig, num_classes: usize, device: &B::Device) -> Result<Backbone<B>> {
+pub fn build_model<B: Backend>(
+    cfg: &ExperimentConfig,
+    num_classes: usize,
+    device: &B::Device,
+) -> Result<Backbone<B>> {
     let model = cfg
         .model
         .init::<B>(num_classes, device)
         .context("invalid [model] section")?;
     let mut rng = Rng::stream(cfg.seed, "init");
-    Ok(unseen_backbones::init::reinit(model, &mut || rng.next_f64()))
+    Ok(unseen_backbones::init::reinit(model, &mut || {
+        rng.next_f64()
+    }))
 }
 
 /// Trains the experiment and evaluates it; writes the run folder.
@@ -140,7 +146,12 @@ pub fn train<B: AutodiffBackend>(
         write_atomic(&run_dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     }
     B::seed(&device, cfg.seed);
-    let data = data_setup::load(&cfg.data, cfg.seed, cfg.recipe.needs_outliers(), cfg.model.in_channels)?;
+    let data = data_setup::load(
+        &cfg.data,
+        cfg.seed,
+        cfg.recipe.needs_outliers(),
+        cfg.model.in_channels,
+    )?;
     let k = data.num_classes();
     let mut model = build_model::<B>(&cfg, k, &device)?;
     let mut optim = Optim::<B, Backbone<B>>::new(&cfg.train);
@@ -155,20 +166,27 @@ pub fn train<B: AutodiffBackend>(
         model = checkpoint::load_model(&ck, model, &device)?;
         optim = optim.load(&ck.join("optim"), &device)?;
         if !opts.quiet {
-            eprintln!("resuming {} after epoch {} (step {})", run_dir.display(), state.epochs_done, state.step);
+            eprintln!(
+                "resuming {} after epoch {} (step {})",
+                run_dir.display(),
+                state.epochs_done,
+                state.step
+            );
         }
     }
     let mut rng = Rng::from_state(state.rng);
     let recipe = recipes::build::<B>(cfg.recipe, &cfg.loss, k);
-    let augment = Augment {
-        crop_padding: cfg.data.crop_padding,
-        hflip: cfg.data.hflip,
-        mean: cfg.data.mean.clone(),
-        std: cfg.data.std.clone(),
-    };
+    let augment = cfg.data.augment.clone();
     let t = &cfg.train;
-    let loader = Loader::new(data.id_train.clone(), t.batch_size, true, false, augment.clone(), cfg.seed)
-        .context("ID training loader")?;
+    let loader = Loader::new(
+        data.id_train.clone(),
+        t.batch_size,
+        true,
+        false,
+        augment.clone(),
+        cfg.seed,
+    )
+    .context("ID training loader")?;
     let out_bs = t.outlier_batch_size.unwrap_or(match cfg.recipe {
         RecipeKind::Mixoe => t.batch_size,
         _ => 2 * t.batch_size,
@@ -208,7 +226,9 @@ pub fn train<B: AutodiffBackend>(
             let lr = lr_at(state.step, total, warmup, t.lr, t.min_lr_ratio);
             let labels_cpu = batch.labels.clone();
             let (images, labels) = to_device::<B>(batch, &device);
-            let outlier_images = outliers.as_mut().map(|o| to_device::<B>(o.next_batch(), &device).0);
+            let outlier_images = outliers
+                .as_mut()
+                .map(|o| to_device::<B>(o.next_batch(), &device).0);
             let out = recipe.step(
                 &model,
                 StepBatch {
@@ -229,14 +249,28 @@ pub fn train<B: AutodiffBackend>(
                     value,
                     epoch: epoch + 1,
                     step: state.step,
-                    terms: terms.iter().map(|(n, v)| format!("{n} = {v}")).collect::<Vec<_>>().join(", "),
+                    terms: terms
+                        .iter()
+                        .map(|(n, v)| format!("{n} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     checkpoint: checkpoint::last_dir(&run_dir).display().to_string(),
                     done: state.epochs_done,
                 }
                 .into());
             }
-            let preds = out.id_logits.argmax(1).into_data().convert::<i64>().to_vec::<i64>().unwrap();
-            correct += preds.iter().zip(&labels_cpu).filter(|(p, l)| **p == **l as i64).count();
+            let preds = out
+                .id_logits
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .to_vec::<i64>()
+                .unwrap();
+            correct += preds
+                .iter()
+                .zip(&labels_cpu)
+                .filter(|(p, l)| **p == **l as i64)
+                .count();
             seen += labels_cpu.len();
             loss_sum += value as f64 * labels_cpu.len() as f64;
             let grads = GradientsParams::from_grads(out.loss.backward(), &model);
@@ -254,9 +288,17 @@ pub fn train<B: AutodiffBackend>(
         state.epochs_done = epoch + 1;
         state.rng = rng.state();
         let secs = started.elapsed().as_secs_f64();
-        tb.scalar("train/accuracy", correct as f64 / seen.max(1) as f64, state.step);
+        tb.scalar(
+            "train/accuracy",
+            correct as f64 / seen.max(1) as f64,
+            state.step,
+        );
         tb.scalar("train/loss", loss_sum / seen.max(1) as f64, state.step);
-        tb.scalar("train/images_per_second", (bpe * images_per_step) as f64 / secs, state.step);
+        tb.scalar(
+            "train/images_per_second",
+            (bpe * images_per_step) as f64 / secs,
+            state.step,
+        );
         let mut line = format!(
             "epoch {}/{}: loss {:.4}, train acc {:.2}%, {:.1}s",
             epoch + 1,
@@ -267,7 +309,13 @@ pub fn train<B: AutodiffBackend>(
         );
         let last = epoch + 1 == t.epochs;
         if t.eval_every > 0 && (epoch + 1) % t.eval_every == 0 && !last {
-            let ev = evaluate::<B::InnerBackend>(&model.valid(), &cfg, &data, &opts.device_label, &device)?;
+            let ev = evaluate::<B::InnerBackend>(
+                &model.valid(),
+                &cfg,
+                &data,
+                &opts.device_label,
+                &device,
+            )?;
             log_eval(&mut tb, &ev, state.step);
             line += &format!(", test acc {:.2}%", 100.0 * ev.metrics.id.accuracy);
         }
@@ -282,7 +330,14 @@ pub fn train<B: AutodiffBackend>(
             return Err(Halted(state.epochs_done).into());
         }
     }
-    let ev = finish(&cfg, &model.valid(), &data, &opts.device_label, &device, &run_dir)?;
+    let ev = finish(
+        &cfg,
+        &model.valid(),
+        &data,
+        &opts.device_label,
+        &device,
+        &run_dir,
+    )?;
     log_eval(&mut tb, &ev, state.step);
     tb.flush();
     Ok(ev)
@@ -304,7 +359,15 @@ fn finish<B: Backend>(
 fn log_eval(tb: &mut TbLogger, ev: &Evaluation, step: usize) {
     tb.scalar("eval/accuracy", ev.metrics.id.accuracy, step);
     for r in &ev.metrics.ood {
-        tb.scalar(&format!("eval/auroc/{}/{}", r.dataset, r.detector), r.metrics.auroc, step);
-        tb.scalar(&format!("eval/fpr95/{}/{}", r.dataset, r.detector), r.metrics.fpr95, step);
+        tb.scalar(
+            &format!("eval/auroc/{}/{}", r.dataset, r.detector),
+            r.metrics.auroc,
+            step,
+        );
+        tb.scalar(
+            &format!("eval/fpr95/{}/{}", r.dataset, r.detector),
+            r.metrics.fpr95,
+            step,
+        );
     }
 }

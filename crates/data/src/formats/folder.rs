@@ -178,7 +178,9 @@ pub fn load_image_folder(
         pixels.extend_from_slice(&chw);
         labels.push(*label);
     }
-    let (h, w, _) = size.expect("at least one image was decoded");
+    let Some((h, w, _)) = size else {
+        return Err(DataError::format(dir, "no image could be decoded"));
+    };
     ImageSet::new(pixels, labels, channels, h, w, class_names)
 }
 

@@ -29,9 +29,7 @@ impl EnergyOe {
         if let Some(m) = cfg.m_out {
             c.m_out = m;
         }
-        Self {
-            cfg: c,
-        }
+        Self { cfg: c }
     }
 }
 
@@ -42,12 +40,17 @@ impl<B: AutodiffBackend> Recipe<B> for EnergyOe {
 
     fn step(&self, model: &Backbone<B>, batch: StepBatch<B>, _rng: &mut Rng) -> StepOutput<B> {
         let n = batch.labels.dims()[0];
-        let outliers = batch.outliers.expect("the loop supplies outliers to energy OE");
+        let outliers = batch
+            .outliers
+            .expect("the loop supplies outliers to energy OE");
         let logits = forward_joint(model, batch.images, outliers);
         let id_logits = logits.clone().slice(0..n).detach();
         let out = energy_oe_loss(logits, batch.labels, &self.cfg);
         StepOutput {
-            terms: vec![("ce", out.ce.detach()), ("energy_margin", out.margin.detach())],
+            terms: vec![
+                ("ce", out.ce.detach()),
+                ("energy_margin", out.margin.detach()),
+            ],
             loss: out.total,
             id_logits,
         }

@@ -3,10 +3,11 @@
 //! an equally sized outlier batch (mixup: `λ·x + (1−λ)·x_out`; CutMix: an outlier box pasted
 //! into the ID images, λ recomputed from the clipped box area), and trains on
 //! `CE(id) + β · soft-CE(mixed, λ·onehot(y) + (1−λ)·uniform)`.
-//! The ID images and the mixed images go through the network in one forward pass, so both
-//! share BatchNorm statistics.
+//! As in the official `train/train_mixoe.py`, the ID batch and the mixed batch go through
+//! the network in two forward passes (each with its own BatchNorm batch statistics): we
+//! follow the reference here, unlike OE, whose reference uses one pass over the
+//! concatenated batch.
 
-use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use unseen_backbones::Backbone;
 use unseen_data::Rng;
@@ -49,7 +50,7 @@ impl<B: AutodiffBackend> Recipe<B> for MixOe {
     }
 
     fn step(&self, model: &Backbone<B>, batch: StepBatch<B>, rng: &mut Rng) -> StepOutput<B> {
-        let [n, _c, h, w] = batch.images.dims();
+        let [n, c, h, w] = batch.images.dims();
         let outliers = batch.outliers.expect("the loop supplies outliers to MixOE");
         let m = outliers.dims()[0].min(n);
         let x_id = batch.images.clone().slice(0..m);
@@ -63,18 +64,20 @@ impl<B: AutodiffBackend> Recipe<B> for MixOe {
                 lambda = unseen_data::transforms::lambda_from_box(b, h, w) as f32;
                 let (y0, y1, x0, x1) = (b.y0, b.y1, b.x0, b.x1);
                 if !b.is_empty() {
-                    let patch = x_out.slice([0..m, 0.._c, y0..y1, x0..x1]);
-                    x_id.slice_assign([0..m, 0.._c, y0..y1, x0..x1], patch)
+                    let patch = x_out.slice([0..m, 0..c, y0..y1, x0..x1]);
+                    x_id.slice_assign([0..m, 0..c, y0..y1, x0..x1], patch)
                 } else {
                     x_id
                 }
             }
         };
-        let x = Tensor::cat(vec![batch.images, mixed], 0);
-        let (_, logits) = model.forward(x);
-        let id_logits = logits.clone().slice(0..n);
-        let mixed_logits = logits.slice(n..n + m);
-        let ce = cross_entropy(id_logits.clone(), batch.labels.clone(), self.label_smoothing);
+        let (_, id_logits) = model.forward(batch.images);
+        let (_, mixed_logits) = model.forward(mixed);
+        let ce = cross_entropy(
+            id_logits.clone(),
+            batch.labels.clone(),
+            self.label_smoothing,
+        );
         let targets = mix_targets(batch.labels.slice(0..m), self.num_classes, lambda);
         let soft = soft_cross_entropy(mixed_logits, targets);
         let loss = ce.clone() + soft.clone().mul_scalar(self.cfg.beta);

@@ -23,9 +23,7 @@ impl OutlierExposure {
         if let Some(l) = cfg.oe_lambda {
             c.lambda = l;
         }
-        Self {
-            cfg: c,
-        }
+        Self { cfg: c }
     }
 }
 
