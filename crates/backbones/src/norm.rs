@@ -132,6 +132,7 @@ impl<B: Backend> BatchNorm<B> {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
+    use burn::module::AutodiffModule;
     use burn::tensor::Tolerance;
 
     #[test]
@@ -176,14 +177,20 @@ mod tests {
             &TensorData::new(expected, [2, 3, 2, 2]),
             Tolerance::rel_abs(1e-5, 1e-5),
         );
-        bn.running_mean.value().into_data().assert_approx_eq::<f32>(
-            &TensorData::new(rmean.to_vec(), [3]),
-            Tolerance::rel_abs(1e-5, 1e-6),
-        );
-        bn.running_var.value().into_data().assert_approx_eq::<f32>(
-            &TensorData::new(rvar.to_vec(), [3]),
-            Tolerance::rel_abs(1e-5, 1e-6),
-        );
+        bn.running_mean
+            .value_sync()
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &TensorData::new(rmean.to_vec(), [3]),
+                Tolerance::rel_abs(1e-5, 1e-6),
+            );
+        bn.running_var
+            .value_sync()
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &TensorData::new(rvar.to_vec(), [3]),
+                Tolerance::rel_abs(1e-5, 1e-6),
+            );
         // Inference uses the running statistics.
         let inner = bn.valid();
         let xi = Tensor::<Flex, 4>::from_data(TensorData::new(vals.clone(), [2, 3, 2, 2]), &dev);

@@ -312,6 +312,12 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             ours.eval_images_per_second / torch.eval_images_per_second
         );
     }
+    let loader = bench::loader_throughput(&opts, 20)?;
+    println!(
+        "data loader (crop+flip+normalise, {} threads): {:.0} img/s",
+        rayon::current_num_threads(),
+        loader
+    );
     if let Some(p) = a.json {
         trainer::io::write_atomic(&p, serde_json::to_string_pretty(&results)?.as_bytes())?;
     }
