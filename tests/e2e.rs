@@ -42,19 +42,16 @@ fn tiny_args(out: &Path, extra: &[&str]) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    v.extend(
-        [
-            "--set".to_string(),
-            format!("output_dir={:?}", out.display().to_string()),
-            "--set".into(),
-            "train.epochs=2".into(),
-            "--set".into(),
-            "train.batch_size=32".into(),
-            "--set".into(),
-            "train.outlier_batch_size=32".into(),
-        ]
-        .into_iter(),
-    );
+    v.extend([
+        "--set".to_string(),
+        format!("output_dir={:?}", out.display().to_string()),
+        "--set".into(),
+        "train.epochs=2".into(),
+        "--set".into(),
+        "train.batch_size=32".into(),
+        "--set".into(),
+        "train.outlier_batch_size=32".into(),
+    ]);
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }

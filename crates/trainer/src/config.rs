@@ -455,6 +455,30 @@ impl ExperimentConfig {
     }
 }
 
+impl PaperConfig {
+    /// The published numbers keyed as the report expects. An FPR@95 published in the
+    /// ID-positive convention is left out of the side-by-side column (it measures something
+    /// else); it still appears in the report's list of published numbers.
+    pub fn numbers(&self) -> unseen_eval::report::PaperNumbers {
+        self.rows
+            .iter()
+            .map(|r| {
+                let fpr = match r.fpr_convention.as_deref() {
+                    Some("id-positive") => None,
+                    _ => r.fpr95,
+                };
+                (
+                    (r.dataset.clone(), r.detector.clone()),
+                    unseen_eval::report::PaperMetrics {
+                        auroc: r.auroc,
+                        fpr95: fpr,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,29 +560,5 @@ lr = 0.1
         let c = from_str(MINIMAL).unwrap();
         let back = from_str(&c.to_toml().unwrap()).unwrap();
         assert_eq!(c, back);
-    }
-}
-
-impl PaperConfig {
-    /// The published numbers keyed as the report expects. An FPR@95 published in the
-    /// ID-positive convention is left out of the side-by-side column (it measures something
-    /// else); it still appears in the report's list of published numbers.
-    pub fn numbers(&self) -> unseen_eval::report::PaperNumbers {
-        self.rows
-            .iter()
-            .map(|r| {
-                let fpr = match r.fpr_convention.as_deref() {
-                    Some("id-positive") => None,
-                    _ => r.fpr95,
-                };
-                (
-                    (r.dataset.clone(), r.detector.clone()),
-                    unseen_eval::report::PaperMetrics {
-                        auroc: r.auroc,
-                        fpr95: fpr,
-                    },
-                )
-            })
-            .collect()
     }
 }

@@ -187,7 +187,7 @@ mod tests {
     #[cfg(not(feature = "tch"))]
     #[test]
     fn missing_feature_is_a_clear_error() {
-        let r: Result<()> = with_backend!(DeviceChoice::TchCpu, |B, _dev| Ok(()));
+        let r: Result<()> = with_backend!(DeviceChoice::TchCpu, |_B, _dev| Ok(()));
         let msg = r.unwrap_err().to_string();
         assert!(msg.contains("--features tch"), "{msg}");
     }

@@ -194,7 +194,7 @@ pub fn evaluate<B: Backend>(
         dataset: r.dataset.clone(),
         group: r.group.as_str().to_string(),
         detector: r.detector.clone(),
-        metrics: r.metrics.clone(),
+        metrics: r.metrics,
     };
     let metrics = MetricsFile {
         run: cfg.name.clone(),
@@ -213,7 +213,7 @@ pub fn evaluate<B: Backend>(
                 dataset: g.group.as_str().to_string(),
                 group: g.group.as_str().to_string(),
                 detector: g.detector.clone(),
-                metrics: g.metrics.clone(),
+                metrics: g.metrics,
             })
             .collect(),
     };

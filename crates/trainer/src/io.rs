@@ -2,7 +2,6 @@
 //! folder, then rename, by `unseen_data::formats::write_atomic`), so an interrupted run never
 //! leaves a half-written file.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;

@@ -30,13 +30,13 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Optim<B, M> {
             .map(|c| GradientClippingConfig::Norm(c as f32));
         match cfg.optimizer {
             OptimizerKind::Sgd => {
-                let momentum = (cfg.momentum > 0.0).then(|| MomentumConfig {
+                let momentum = (cfg.momentum > 0.0).then_some(MomentumConfig {
                     momentum: cfg.momentum,
                     dampening: 0.0,
                     nesterov: cfg.nesterov,
                 });
                 let weight_decay = (cfg.weight_decay > 0.0)
-                    .then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+                    .then_some(WeightDecayConfig::new(cfg.weight_decay as f32));
                 let mut c = SgdConfig::new()
                     .with_momentum(momentum)
                     .with_weight_decay(weight_decay);

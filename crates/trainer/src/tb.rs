@@ -93,8 +93,12 @@ fn varint(b: &[u8], pos: &mut usize) -> Result<u64> {
     bail!("varint too long")
 }
 
-/// Iterates `(field, wire type, payload)` of a protobuf message.
-fn fields(b: &[u8]) -> Result<Vec<(u64, u8, &[u8], u64)>> {
+/// One protobuf field: number, wire type, payload (length-delimited and fixed types) and
+/// value (varints).
+type Field<'a> = (u64, u8, &'a [u8], u64);
+
+/// Iterates the fields of a protobuf message.
+fn fields(b: &[u8]) -> Result<Vec<Field<'_>>> {
     let mut pos = 0;
     let mut out = Vec::new();
     while pos < b.len() {
