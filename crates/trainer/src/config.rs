@@ -403,44 +403,55 @@ fn validate(cfg: &ExperimentConfig) -> Result<()> {
 
 /// Checks the `[loss]` values with the loss crate's own validation (ranges, `m_in < m_out`).
 fn check_loss(cfg: &ExperimentConfig) -> Result<()> {
-    use unseen_losses::{mixoe, oe};
     let l = &cfg.loss;
     let r = match cfg.recipe {
         RecipeKind::Supervised => Ok(()),
-        RecipeKind::Oe => {
-            let mut c = oe::OutlierExposureConfig::new();
-            if let Some(v) = l.oe_lambda {
-                c.lambda = v;
-            }
-            c.validate()
-        }
-        RecipeKind::EnergyOe => {
-            let mut c = oe::EnergyOeConfig::new();
-            if let Some(v) = l.energy_weight {
-                c.weight = v;
-            }
-            if let Some(v) = l.m_in {
-                c.m_in = v;
-            }
-            if let Some(v) = l.m_out {
-                c.m_out = v;
-            }
-            c.validate()
-        }
-        RecipeKind::Mixoe => {
-            let op = if l.mix.as_deref() == Some("cutmix") {
-                mixoe::MixOp::Cutmix
-            } else {
-                mixoe::MixOp::Mixup
-            };
-            let mut c = mixoe::MixOeConfig::new(op).with_alpha(l.alpha);
-            if let Some(b) = l.beta {
-                c.beta = b;
-            }
-            c.validate()
-        }
+        RecipeKind::Oe => l.oe().validate(),
+        RecipeKind::EnergyOe => l.energy_oe().validate(),
+        RecipeKind::Mixoe => l.mixoe().validate(),
     };
     r.map_err(|e| anyhow::anyhow!("[loss]: {e}"))
+}
+
+impl LossConfig {
+    /// The OE settings: the paper's defaults with this table's overrides.
+    pub fn oe(&self) -> unseen_losses::oe::OutlierExposureConfig {
+        let mut c = unseen_losses::oe::OutlierExposureConfig::new();
+        if let Some(v) = self.oe_lambda {
+            c.lambda = v;
+        }
+        c
+    }
+
+    /// The energy-OE settings: the paper's defaults with this table's overrides.
+    pub fn energy_oe(&self) -> unseen_losses::oe::EnergyOeConfig {
+        let mut c = unseen_losses::oe::EnergyOeConfig::new();
+        if let Some(v) = self.energy_weight {
+            c.weight = v;
+        }
+        if let Some(v) = self.m_in {
+            c.m_in = v;
+        }
+        if let Some(v) = self.m_out {
+            c.m_out = v;
+        }
+        c
+    }
+
+    /// The MixOE settings: the official defaults with this table's overrides.
+    pub fn mixoe(&self) -> unseen_losses::mixoe::MixOeConfig {
+        use unseen_losses::mixoe::{MixOeConfig, MixOp};
+        let op = if self.mix.as_deref() == Some("cutmix") {
+            MixOp::Cutmix
+        } else {
+            MixOp::Mixup
+        };
+        let mut c = MixOeConfig::new(op).with_alpha(self.alpha);
+        if let Some(b) = self.beta {
+            c.beta = b;
+        }
+        c
+    }
 }
 
 impl ExperimentConfig {

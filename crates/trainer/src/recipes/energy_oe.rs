@@ -19,17 +19,9 @@ pub struct EnergyOe {
 impl EnergyOe {
     /// From the `[loss]` table (`energy_weight` 0.1, `m_in` −23, `m_out` −5: CIFAR-10).
     pub fn new(cfg: &LossConfig) -> Self {
-        let mut c = EnergyOeConfig::new();
-        if let Some(w) = cfg.energy_weight {
-            c.weight = w;
+        Self {
+            cfg: cfg.energy_oe(),
         }
-        if let Some(m) = cfg.m_in {
-            c.m_in = m;
-        }
-        if let Some(m) = cfg.m_out {
-            c.m_out = m;
-        }
-        Self { cfg: c }
     }
 }
 

@@ -28,16 +28,8 @@ impl MixOe {
     /// From the `[loss]` table: `mix` (`mixup` default, or `cutmix`), `alpha` (1 for mixup,
     /// 2 for CutMix), `beta` (5).
     pub fn new(cfg: &LossConfig, num_classes: usize) -> Self {
-        let mix = match cfg.mix.as_deref() {
-            Some("cutmix") => MixOp::Cutmix,
-            _ => MixOp::Mixup,
-        };
-        let mut c = MixOeConfig::new(mix).with_alpha(cfg.alpha);
-        if let Some(b) = cfg.beta {
-            c.beta = b;
-        }
         Self {
-            cfg: c,
+            cfg: cfg.mixoe(),
             num_classes,
             label_smoothing: cfg.label_smoothing,
         }

@@ -19,11 +19,7 @@ pub struct OutlierExposure {
 impl OutlierExposure {
     /// From the `[loss]` table (`oe_lambda`, default 0.5).
     pub fn new(cfg: &LossConfig) -> Self {
-        let mut c = OutlierExposureConfig::new();
-        if let Some(l) = cfg.oe_lambda {
-            c.lambda = l;
-        }
-        Self { cfg: c }
+        Self { cfg: cfg.oe() }
     }
 }
 
