@@ -34,9 +34,8 @@ pub fn state_dict<B: Backend>(model: &Backbone<B>, batches_tracked: i64) -> Resu
     let mut out = TensorMap::new();
     let snaps = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
     for s in snaps {
+        // Enum variants (`Backbone::ResNet`) are skipped by `collect(.., true)`.
         let path = s.full_path();
-        // The enum variant (`ResNet`) is skipped; strip a leading variant name if present.
-        let path = path.strip_prefix("ResNet.").unwrap_or(&path).to_string();
         let key = model.torch_key(&path);
         let data = s
             .to_data()
