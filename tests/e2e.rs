@@ -150,13 +150,14 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
 
     // Export: torchvision names, including num_batches_tracked, plus json and sample.
     let out = tmp.path().join("model.safetensors");
-    let o = trainer(&[
+    let export = [
         "export",
         "--run",
         run.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-    ]);
+    ];
+    let o = trainer(&export);
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = std::fs::read(&out).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -188,13 +189,7 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
     assert_eq!(sample.tensor("input").unwrap().shape(), &[8, 1, 28, 28]);
     assert_eq!(sample.tensor("logits").unwrap().shape(), &[8, 6]);
     // Never overwritten without asking.
-    let o = trainer(&[
-        "export",
-        "--run",
-        run.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = trainer(&export);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--overwrite"), "{}", stderr(&o));
 }
