@@ -127,6 +127,59 @@ pub enum EvalError {
         name: String,
     },
 
+    /// A GCD sample is marked old in one place and new in another although it has the same
+    /// class; old/new is a property of the class (see [`crate::gcd::gcd_accuracy_v2`]).
+    #[error(
+        "class {class} has samples marked old and samples marked new; \
+         the old/new mask must be the same for every sample of a class"
+    )]
+    MixedOldNew {
+        /// The class whose samples disagree.
+        class: usize,
+    },
+
+    /// A clustering asks for fewer clusters than there are labelled classes; semi-supervised
+    /// k-means gives every labelled class a cluster of its own.
+    #[error(
+        "k = {k} is smaller than the number of labelled classes ({labelled_classes}): \
+         every labelled class needs its own cluster"
+    )]
+    TooFewClusters {
+        /// The number of clusters asked for.
+        k: usize,
+        /// The number of distinct labelled classes.
+        labelled_classes: usize,
+    },
+
+    /// k-means++ needs one unlabelled point for every centre that is not a labelled-class
+    /// mean, and there are fewer.
+    #[error(
+        "{needed} centres must be seeded from unlabelled points, \
+         but only {available} points are unlabelled"
+    )]
+    TooFewPoints {
+        /// Centres to seed (`k` minus the number of labelled classes).
+        needed: usize,
+        /// Unlabelled points available.
+        available: usize,
+    },
+
+    /// A clustering or search setting is out of range.
+    #[error("invalid {what}: {message}")]
+    InvalidConfig {
+        /// The setting, e.g. `"k-means n_init"`.
+        what: &'static str,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+
+    /// A [`crate::kmeans::RandomSource`] returned a value outside `[0, 1)`.
+    #[error("random source returned {value}: uniform draws must lie in [0, 1)")]
+    InvalidRandom {
+        /// The value it returned.
+        value: f64,
+    },
+
     /// Converting a report to JSON failed.
     #[error("could not serialize the report to JSON: {0}")]
     Json(#[from] serde_json::Error),

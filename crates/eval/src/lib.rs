@@ -8,6 +8,11 @@
 //!   trait, built from names such as `"energy:T=2"`.
 //! * [`report`]: result tables (terminal, Markdown, CSV, JSON) with near/far averages and
 //!   optional paper numbers side by side.
+//! * [`gcd`]: Hungarian clustering accuracy and the GCD old/new split (protocols v1 and v2).
+//! * [`kmeans`]: semi-supervised k-means as in the GCD reference, seeded from the caller's
+//!   [`RandomSource`].
+//! * [`estimate_k`]: class-number estimation (GCD's Brent search over labelled accuracy,
+//!   and our held-out-class probe).
 //! * [`error`]: the crate's [`EvalError`].
 //!
 //! One convention holds everywhere: **a higher score means more in-distribution**.
@@ -32,9 +37,15 @@
 
 pub mod detectors;
 pub mod error;
+pub mod estimate_k;
+pub mod gcd;
+pub mod kmeans;
 pub mod metrics;
 pub mod report;
 
 pub use detectors::Detector;
 pub use error::{EvalError, Result};
+pub use estimate_k::{estimate_k_gcd, estimate_k_probe, EstimateKConfig, KEstimate};
+pub use gcd::{cluster_accuracy, gcd_accuracy_v1, gcd_accuracy_v2, GcdAccuracy};
+pub use kmeans::{semi_supervised_kmeans, KMeansResult, RandomSource, SsKMeansConfig};
 pub use metrics::OodMetrics;
