@@ -14,6 +14,7 @@
 //! | `Linear.weight` (burn layout `[in, out]`) | `U(±1/sqrt(in))` (PyTorch default) |
 //! | `Linear.bias` | `U(±1/sqrt(in))` |
 //! | `BatchNorm`, `LayerNorm` | weight 1, bias 0 |
+//! | ViT `cls_token`, `pos_embed` | `N(0, 0.02²)` |
 //!
 //! The values depend only on the source, never on the backend, so a `cuda` run starts from
 //! the same weights as a `cpu` run with the same seed.
@@ -64,6 +65,12 @@ impl<B: Backend> ModuleMapper<B> for Reinit<'_> {
             .unwrap_or("")
             .to_string();
         let values: Option<Vec<f32>> = match (container.as_str(), D) {
+            // ViT's learned tokens (timm: trunc_normal(std=0.02) for the position embedding;
+            // we use N(0, 0.02²) for both, the truncation at ±2 is a 4.6e-5-probability
+            // event at this std).
+            (_, 3) if field == "cls_token" || field == "pos_embed" => {
+                Some((0..n).map(|_| (self.normal() * 0.02) as f32).collect())
+            }
             ("Struct:Conv2d", 4) => {
                 let fan_out = shape[0] * shape[2] * shape[3];
                 self.last_fan_in = shape[1] * shape[2] * shape[3];
@@ -152,7 +159,9 @@ mod tests {
         let b = reinit(spec.init::<Flex>(10, &dev).unwrap(), &mut lcg(1));
         let c = reinit(spec.init::<Flex>(10, &dev).unwrap(), &mut lcg(2));
         let flat = |m: &crate::Backbone<Flex>| {
-            let crate::Backbone::ResNet(r) = m;
+            let crate::Backbone::ResNet(r) = m else {
+                unreachable!("a ResNet spec")
+            };
             r.clone()
         };
         let (ra, rb, rc) = (flat(&a), flat(&b), flat(&c));

@@ -3,8 +3,13 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
 use crate::error::BackboneError;
 use crate::resnet::{BlockKind, ResNet, ResNetConfig, Stem};
+use crate::vit::{VisionTransformer, VitConfig};
+use crate::weights::{self, LoadReport, WeightsError};
+use crate::wrn::{WideResNet, WrnConfig, WrnStyle};
 
 /// What a config says about the network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +24,31 @@ pub struct BackboneSpec {
     /// in which case it overrides their 64).
     #[serde(default)]
     pub width: Option<usize>,
+    /// Pretrained weights: a file path or `hf:<org>/<name>[@<rev>][:<file>]` (see
+    /// [`crate::hub`]). Loaded after initialisation, before training.
+    #[serde(default)]
+    pub weights: Option<String>,
+    /// Nested state dict inside the weights file (`teacher` in a DINO training checkpoint,
+    /// `model`/`ema_model` in a USB one, `state_dict`, ...).
+    #[serde(default)]
+    pub weights_key: Option<String>,
+    /// Canonical keys allowed to be absent, of another shape, or unused when loading
+    /// weights (`["head"]` for a new classifier; `["*"]` for anything). Empty: the file
+    /// must fit exactly.
+    #[serde(default)]
+    pub allow_partial: Vec<String>,
+    /// Size of the classifier head. Training requires the data's number of classes (the
+    /// default); `trainer embed` may set another (e.g. 1000 for an ImageNet file, 0 for a
+    /// headless ViT such as DINO's).
+    #[serde(default)]
+    pub num_classes: Option<usize>,
+    /// ViT input size; by default the data's image size.
+    #[serde(default)]
+    pub img_size: Option<usize>,
+    /// ViT: train only blocks `grad_from_block..` (plus the final norm and head), as GCD's
+    /// `grad_from_block = 11`. Unset: train everything.
+    #[serde(default)]
+    pub grad_from_block: Option<usize>,
 }
 
 fn default_in_channels() -> usize {
@@ -35,13 +65,38 @@ pub const NAMES: &[&str] = &[
     "resnet34",
     "resnet50",
     "resnet101",
+    "wrn28_2",
+    "wrn28_10",
+    "wrn40_2",
+    "wrn28_2_usb",
+    "wrn28_8_usb",
+    "vit_tiny_patch16",
+    "vit_small_patch16",
+    "vit_base_patch16",
+    "dino_vits16",
+    "dino_vitb16",
 ];
+
+/// The family a registry name belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// [`crate::resnet`].
+    ResNet,
+    /// [`crate::wrn`].
+    Wrn,
+    /// [`crate::vit`].
+    Vit,
+}
 
 /// A network the trainer can hold; one variant per family.
 #[derive(Module, Debug)]
 pub enum Backbone<B: Backend> {
     /// ResNet family.
     ResNet(ResNet<B>),
+    /// Wide residual networks.
+    Wrn(WideResNet<B>),
+    /// Vision Transformers.
+    Vit(VisionTransformer<B>),
 }
 
 impl BackboneSpec {
@@ -51,21 +106,124 @@ impl BackboneSpec {
             name: name.into(),
             in_channels: 3,
             width: None,
+            weights: None,
+            weights_key: None,
+            allow_partial: Vec::new(),
+            num_classes: None,
+            img_size: None,
+            grad_from_block: None,
         }
     }
 
-    /// The ResNet configuration this spec names, if it names a ResNet.
-    pub fn resnet_config(&self, num_classes: usize) -> Result<ResNetConfig, BackboneError> {
-        if num_classes == 0 {
-            return Err(BackboneError::InvalidSpec(
-                "num_classes must be at least 1".into(),
-            ));
+    /// The registry name without timm's `_224` suffix.
+    fn base_name(&self) -> &str {
+        self.name.strip_suffix("_224").unwrap_or(&self.name)
+    }
+
+    /// Which family the name belongs to.
+    pub fn family(&self) -> Result<Family, BackboneError> {
+        let n = self.base_name();
+        if n.starts_with("resnet") && NAMES.contains(&n) {
+            Ok(Family::ResNet)
+        } else if n.starts_with("wrn") && NAMES.contains(&n) {
+            Ok(Family::Wrn)
+        } else if (n.starts_with("vit") || n.starts_with("dino")) && NAMES.contains(&n) {
+            Ok(Family::Vit)
+        } else {
+            Err(BackboneError::UnknownName {
+                name: self.name.clone(),
+                known: NAMES.join(", "),
+            })
         }
+    }
+
+    fn check_common(&self, num_classes: usize) -> Result<(), BackboneError> {
         if self.in_channels == 0 {
             return Err(BackboneError::InvalidSpec(
                 "in_channels must be at least 1".into(),
             ));
         }
+        let fam = self.family()?;
+        if fam != Family::Vit && num_classes == 0 {
+            return Err(BackboneError::InvalidSpec(
+                "num_classes must be at least 1".into(),
+            ));
+        }
+        if fam != Family::Vit && (self.img_size.is_some() || self.grad_from_block.is_some()) {
+            return Err(BackboneError::InvalidSpec(format!(
+                "img_size and grad_from_block apply to ViT backbones only, not `{}`",
+                self.name
+            )));
+        }
+        if fam != Family::ResNet && self.width.is_some() {
+            return Err(BackboneError::InvalidSpec(format!(
+                "width applies to ResNet backbones only, not `{}`",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The WideResNet configuration this spec names.
+    pub fn wrn_config(&self, num_classes: usize) -> Result<WrnConfig, BackboneError> {
+        self.check_common(num_classes)?;
+        let (depth, k, style) = match self.base_name() {
+            "wrn28_2" => (28, 2, WrnStyle::Oe),
+            "wrn28_10" => (28, 10, WrnStyle::Oe),
+            "wrn40_2" => (40, 2, WrnStyle::Oe),
+            "wrn28_2_usb" => (28, 2, WrnStyle::Usb),
+            "wrn28_8_usb" => (28, 8, WrnStyle::Usb),
+            _ => {
+                return Err(BackboneError::InvalidSpec(format!(
+                    "`{}` is not a WideResNet",
+                    self.name
+                )))
+            }
+        };
+        let cfg = WrnConfig::new(depth, k, num_classes)
+            .with_style(style)
+            .with_in_channels(self.in_channels);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The ViT configuration this spec names, for inputs of `img_size` (the spec's own
+    /// `img_size` wins; 224 when neither is given). `num_classes` 0 builds no head.
+    pub fn vit_config(
+        &self,
+        num_classes: usize,
+        img_size: Option<usize>,
+    ) -> Result<VitConfig, BackboneError> {
+        self.check_common(num_classes)?;
+        let (dim, depth, heads) = match self.base_name() {
+            "vit_tiny_patch16" => (192, 12, 3),
+            "vit_small_patch16" | "dino_vits16" => (384, 12, 6),
+            "vit_base_patch16" | "dino_vitb16" => (768, 12, 12),
+            _ => {
+                return Err(BackboneError::InvalidSpec(format!(
+                    "`{}` is not a ViT",
+                    self.name
+                )))
+            }
+        };
+        let cfg = VitConfig::new(dim, depth, heads, num_classes)
+            .with_img_size(self.img_size.or(img_size).unwrap_or(224))
+            .with_in_channels(self.in_channels);
+        cfg.validate()?;
+        if let Some(g) = self.grad_from_block {
+            if g > depth {
+                return Err(BackboneError::InvalidSpec(format!(
+                    "grad_from_block = {g} but `{}` has {depth} blocks",
+                    self.name
+                )));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The ResNet configuration this spec names, if it names a ResNet.
+    pub fn resnet_config(&self, num_classes: usize) -> Result<ResNetConfig, BackboneError> {
+        self.check_common(num_classes)?;
         let (block, layers, stem, width) = match self.name.as_str() {
             "resnet_small" => (BlockKind::Basic, [1, 1, 1, 1], Stem::Cifar, 16),
             "resnet18_cifar" => (BlockKind::Basic, [2, 2, 2, 2], Stem::Cifar, 64),
@@ -76,10 +234,9 @@ impl BackboneSpec {
             "resnet50" => (BlockKind::Bottleneck, [3, 4, 6, 3], Stem::ImageNet, 64),
             "resnet101" => (BlockKind::Bottleneck, [3, 4, 23, 3], Stem::ImageNet, 64),
             other => {
-                return Err(BackboneError::UnknownName {
-                    name: other.to_string(),
-                    known: NAMES.join(", "),
-                })
+                return Err(BackboneError::InvalidSpec(format!(
+                    "`{other}` is not a ResNet"
+                )))
             }
         };
         let width = self.width.unwrap_or(width);
@@ -94,15 +251,102 @@ impl BackboneSpec {
             .with_base_width(width))
     }
 
-    /// Builds the named network with a `num_classes` head.
+    /// How to build the same network in PyTorch, for an export's `FILE.json`: the library
+    /// (`torchvision`, `timm`, or the reference file for WideResNets), the constructor and
+    /// its arguments. Loading the export with `load_state_dict(strict=True)` into that module
+    /// must succeed (`scripts/verify_export.py` does it).
+    pub fn pytorch_recipe(
+        &self,
+        num_classes: usize,
+        img_size: usize,
+    ) -> Result<serde_json::Value, BackboneError> {
+        use serde_json::json;
+        Ok(match self.family()? {
+            Family::ResNet => {
+                let rc = self.resnet_config(num_classes)?;
+                let standard = match (self.name.as_str(), rc.base_width) {
+                    ("resnet18" | "resnet18_cifar", 64) => "resnet18",
+                    ("resnet34" | "resnet34_cifar", 64) => "resnet34",
+                    ("resnet50" | "resnet50_cifar", 64) => "resnet50",
+                    ("resnet101", 64) => "resnet101",
+                    _ => "ResNet",
+                };
+                json!({
+                    "library": "torchvision",
+                    "constructor": standard,
+                    "block": match rc.block {
+                        BlockKind::Basic => "BasicBlock",
+                        BlockKind::Bottleneck => "Bottleneck",
+                    },
+                    "layers": rc.layers,
+                    "base_width": rc.base_width,
+                    "in_channels": rc.in_channels,
+                    "num_classes": num_classes,
+                    "stem": match rc.stem {
+                        Stem::Cifar => "cifar",
+                        Stem::ImageNet => "imagenet",
+                    },
+                })
+            }
+            Family::Wrn => {
+                let wc = self.wrn_config(num_classes)?;
+                json!({
+                    "library": "reference",
+                    "constructor": "WideResNet",
+                    "file": match wc.style {
+                        WrnStyle::Oe => "hendrycks/outlier-exposure CIFAR/models/wrn.py",
+                        WrnStyle::Usb => "microsoft/Semi-supervised-learning semilearn/nets/wrn/wrn.py",
+                    },
+                    "style": match wc.style { WrnStyle::Oe => "oe", WrnStyle::Usb => "usb" },
+                    "depth": wc.depth,
+                    "widen_factor": wc.widen_factor,
+                    "in_channels": wc.in_channels,
+                    "num_classes": num_classes,
+                })
+            }
+            Family::Vit => {
+                let vc = self.vit_config(num_classes, Some(img_size))?;
+                let timm = match vc.embed_dim {
+                    192 => "vit_tiny_patch16_224",
+                    384 => "vit_small_patch16_224",
+                    _ => "vit_base_patch16_224",
+                };
+                json!({
+                    "library": "timm",
+                    "constructor": timm,
+                    "kwargs": {
+                        "num_classes": num_classes,
+                        "img_size": vc.img_size,
+                        "in_chans": vc.in_channels,
+                    },
+                })
+            }
+        })
+    }
+
+    /// Builds the named network with a `num_classes` head (ViTs for 224-pixel inputs unless
+    /// the spec says otherwise; see [`BackboneSpec::init_for`]). No weights are loaded.
     pub fn init<B: Backend>(
         &self,
         num_classes: usize,
         device: &B::Device,
     ) -> Result<Backbone<B>, BackboneError> {
-        Ok(Backbone::ResNet(
-            self.resnet_config(num_classes)?.init(device),
-        ))
+        self.init_for(num_classes, None, device)
+    }
+
+    /// Builds the named network for square inputs of `img_size` (used by ViTs, whose
+    /// position embedding depends on it). No weights are loaded.
+    pub fn init_for<B: Backend>(
+        &self,
+        num_classes: usize,
+        img_size: Option<usize>,
+        device: &B::Device,
+    ) -> Result<Backbone<B>, BackboneError> {
+        Ok(match self.family()? {
+            Family::ResNet => Backbone::ResNet(self.resnet_config(num_classes)?.init(device)),
+            Family::Wrn => Backbone::Wrn(self.wrn_config(num_classes)?.init(device)),
+            Family::Vit => Backbone::Vit(self.vit_config(num_classes, img_size)?.init(device)),
+        })
     }
 }
 
@@ -111,6 +355,8 @@ impl<B: Backend> Backbone<B> {
     pub fn forward_features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         match self {
             Backbone::ResNet(m) => m.forward_features(x),
+            Backbone::Wrn(m) => m.forward_features(x),
+            Backbone::Vit(m) => m.forward_features(x),
         }
     }
 
@@ -118,6 +364,8 @@ impl<B: Backend> Backbone<B> {
     pub fn forward_head(&self, f: Tensor<B, 2>) -> Tensor<B, 2> {
         match self {
             Backbone::ResNet(m) => m.forward_head(f),
+            Backbone::Wrn(m) => m.forward_head(f),
+            Backbone::Vit(m) => m.forward_head(f),
         }
     }
 
@@ -132,6 +380,103 @@ impl<B: Backend> Backbone<B> {
     pub fn feature_dim(&self) -> usize {
         match self {
             Backbone::ResNet(m) => m.feature_dim(),
+            Backbone::Wrn(m) => m.feature_dim(),
+            Backbone::Vit(m) => m.feature_dim(),
+        }
+    }
+
+    /// Classes of the head (0 for a ViT without one, whose "logits" are its features).
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Backbone::ResNet(m) => m.num_classes(),
+            Backbone::Wrn(m) => m.num_classes(),
+            Backbone::Vit(m) => m.num_classes(),
+        }
+    }
+
+    /// The family of this network.
+    pub fn family(&self) -> Family {
+        match self {
+            Backbone::ResNet(_) => Family::ResNet,
+            Backbone::Wrn(_) => Family::Wrn,
+            Backbone::Vit(_) => Family::Vit,
+        }
+    }
+
+    /// Loads weights from a file (see [`crate::weights`] for the rules and
+    /// [`crate::resnet::weights`], [`crate::wrn::weights`], [`crate::vit::weights`] for each
+    /// family's key map). `arch` names the network in errors.
+    pub fn load_weights(
+        self,
+        file: &Path,
+        key: Option<&str>,
+        allow_partial: &[String],
+        arch: &str,
+    ) -> Result<(Self, LoadReport), WeightsError> {
+        let raw = weights::read_tensors(file, key)?;
+        let mut report = LoadReport {
+            file: file.to_path_buf(),
+            ..Default::default()
+        };
+        Ok(match self {
+            Backbone::ResNet(m) => {
+                let (t, naming) = crate::resnet::weights::canonicalize(raw);
+                report.naming = naming;
+                let (m, r) = weights::apply(
+                    m,
+                    t,
+                    &crate::resnet::torch_key,
+                    &crate::resnet::weights::adapt,
+                    allow_partial,
+                    report,
+                    arch,
+                )?;
+                (Backbone::ResNet(m), r)
+            }
+            Backbone::Wrn(m) => {
+                let (t, naming) = crate::wrn::weights::canonicalize(raw);
+                report.naming = naming;
+                let (m, r) = weights::apply(
+                    m,
+                    t,
+                    &crate::wrn::torch_key,
+                    &crate::wrn::weights::adapt,
+                    allow_partial,
+                    report,
+                    arch,
+                )?;
+                (Backbone::Wrn(m), r)
+            }
+            Backbone::Vit(m) => {
+                let (t, naming, ignored) =
+                    crate::vit::weights::canonicalize(raw).map_err(|message| {
+                        WeightsError::Convert {
+                            file: file.to_path_buf(),
+                            message,
+                        }
+                    })?;
+                report.naming = naming;
+                report.ignored = ignored;
+                let (m, r) = weights::apply(
+                    m,
+                    t,
+                    &crate::vit::torch_key,
+                    &crate::vit::weights::adapt,
+                    allow_partial,
+                    report,
+                    arch,
+                )?;
+                (Backbone::Vit(m), r)
+            }
+        })
+    }
+
+    /// Stops gradients before ViT block `first_trained` (see
+    /// [`VisionTransformer::freeze_before`]); other families are returned unchanged.
+    pub fn freeze_before(self, first_trained: usize) -> Self {
+        match self {
+            Backbone::Vit(m) => Backbone::Vit(m.freeze_before(first_trained)),
+            other => other,
         }
     }
 
@@ -139,6 +484,8 @@ impl<B: Backend> Backbone<B> {
     pub fn torch_key(&self, burn_path: &str) -> String {
         match self {
             Backbone::ResNet(_) => crate::resnet::torch_key(burn_path),
+            Backbone::Wrn(_) => crate::wrn::torch_key(burn_path),
+            Backbone::Vit(_) => crate::vit::torch_key(burn_path),
         }
     }
 }
@@ -149,7 +496,7 @@ mod tests {
 
     #[test]
     fn unknown_name_lists_known_names() {
-        let err = BackboneSpec::new("resnet19").resnet_config(10).unwrap_err();
+        let err = BackboneSpec::new("resnet19").family().unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("resnet19") && msg.contains("resnet18_cifar"),

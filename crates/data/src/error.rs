@@ -26,6 +26,9 @@ pub enum DataError {
     /// A split or dataset description is inconsistent (unknown class, impossible fraction...).
     #[error("invalid split: {0}")]
     Split(String),
+    /// A setting is out of range (the message names it).
+    #[error("{0}")]
+    Invalid(String),
     /// A download failed or its checksum did not match.
     #[error("download of {url} failed: {message}")]
     Download {

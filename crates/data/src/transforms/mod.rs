@@ -27,6 +27,7 @@ mod augment;
 mod geometric;
 mod mix;
 mod normalize;
+pub mod resize;
 
 pub use augment::{Augment, AugmentDraw};
 pub use geometric::{
@@ -34,6 +35,7 @@ pub use geometric::{
 };
 pub use mix::{cutmix_box, lambda_from_box, mixup, mixup_in_place, paste_box, CutBox};
 pub use normalize::{normalize_pixel, to_f32_normalized};
+pub use resize::Preprocess;
 
 /// Panics with a clear message unless `len == c * h * w`.
 fn check_len(what: &str, len: usize, c: usize, h: usize, w: usize) {

@@ -17,6 +17,8 @@
 //! BatchNorm is [`crate::norm::BatchNorm`] (PyTorch's running-variance update, and fast on
 //! `flex`).
 
+pub mod weights;
+
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
