@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """PyTorch reference for `trainer bench`: the same network (torchvision ResNet, CIFAR stem when
-the name ends in `_cifar`), batch, input, loss and optimiser (SGD, Nesterov momentum 0.9,
-weight decay 5e-4, lr 0.01), timed the same way. Prints one JSON line:
+the name ends in `_cifar`; timm ViT for `vit_*`/`dino_*`; the reference WideResNets of
+crates/backbones/tests/fixtures/make_parity.py for `wrn*`), batch, input, loss and optimiser
+(SGD, Nesterov momentum 0.9, weight decay 5e-4, lr 0.01), timed the same way. Prints one JSON
+line:
 {"engine": "pytorch/<device>", "train_images_per_second": ..., "eval_images_per_second": ...}
+(`train_images_per_second` is null with --eval-only).
 
-Run by `trainer bench --torch`; needs torch and torchvision. Never run in CI.
+Run by `trainer bench --torch`; needs torch and torchvision (and timm for ViTs). Never run in
+CI.
 """
+import os
+import sys
 import argparse
 import json
 import time
@@ -25,7 +31,26 @@ ARCH = {
 }
 
 
-def build(name, in_ch, classes):
+VIT = {"vit_tiny_patch16": "vit_tiny_patch16_224", "vit_small_patch16": "vit_small_patch16_224",
+       "vit_base_patch16": "vit_base_patch16_224", "dino_vits16": "vit_small_patch16_224",
+       "dino_vitb16": "vit_base_patch16_224"}
+WRN = {"wrn28_2": ("OE", 28, 2), "wrn28_10": ("OE", 28, 10), "wrn40_2": ("OE", 40, 2),
+       "wrn28_2_usb": ("USB", 28, 2), "wrn28_8_usb": ("USB", 28, 8)}
+
+
+def build(name, in_ch, classes, size):
+    name = name.removesuffix("_224")
+    if name in VIT:
+        import timm
+        return timm.create_model(VIT[name], pretrained=False, num_classes=classes, img_size=size,
+                                 in_chans=in_ch)
+    if name in WRN:
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path.insert(0, os.path.join(here, "..", "crates", "backbones", "tests", "fixtures"))
+        import make_parity
+        style, depth, k = WRN[name]
+        cls = make_parity.WideResNetOE if style == "OE" else make_parity.WideResNetUSB
+        return cls(depth=depth, widen_factor=k, num_classes=classes)
     cifar = name.endswith("_cifar") or name == "resnet_small"
     block, layers, width = ARCH[name.removesuffix("_cifar")]
     m = ResNet(block, layers, num_classes=classes)
@@ -53,11 +78,12 @@ def main():
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--eval-only", action="store_true")
     a = p.parse_args()
     c, h, w = (int(v) for v in a.input.split("x"))
     dev = torch.device(a.device)
     torch.manual_seed(0)
-    m = build(a.model, c, a.classes).to(dev)
+    m = build(a.model, c, a.classes, h).to(dev)
     x = torch.randn(a.batch, c, h, w, device=dev)
     y = torch.randint(0, a.classes, (a.batch,), device=dev)
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -72,15 +98,17 @@ def main():
         loss.backward()
         opt.step()
 
-    m.train()
-    for _ in range(a.warmup):
-        train_step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(a.iters):
-        train_step()
-    sync()
-    train = a.iters * a.batch / (time.perf_counter() - t0)
+    train = None
+    if not a.eval_only:
+        m.train()
+        for _ in range(a.warmup):
+            train_step()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(a.iters):
+            train_step()
+        sync()
+        train = a.iters * a.batch / (time.perf_counter() - t0)
 
     m.eval()
     with torch.no_grad():

@@ -31,6 +31,8 @@ pub struct BenchOptions {
     pub iters: usize,
     /// Untimed warm-up iterations.
     pub warmup: usize,
+    /// Measure inference only (large networks on a CPU).
+    pub eval_only: bool,
 }
 
 /// Images per second the data loader delivers for the same batch and input shape, with the
@@ -65,8 +67,8 @@ pub fn loader_throughput(opts: &BenchOptions, batches: usize) -> Result<f64> {
 pub struct BenchResult {
     /// Who was measured (`unseen/flex`, `pytorch/cpu`, ...).
     pub engine: String,
-    /// Training step (forward, backward, SGD update) throughput.
-    pub train_images_per_second: f64,
+    /// Training step (forward, backward, SGD update) throughput; `None` with `eval_only`.
+    pub train_images_per_second: Option<f64>,
     /// Inference (eval mode forward) throughput.
     pub eval_images_per_second: f64,
 }
@@ -79,7 +81,7 @@ pub fn run<B: AutodiffBackend>(
 ) -> Result<BenchResult> {
     let mut spec = BackboneSpec::new(opts.model.clone());
     spec.in_channels = opts.input[0];
-    let mut model = spec.init::<B>(opts.classes, device)?;
+    let mut model = spec.init_for::<B>(opts.classes, Some(opts.input[1]), device)?;
     let mut rng = Rng::new(0);
     model = unseen_backbones::init::reinit(model, &mut || rng.next_f64());
     let [c, h, w] = opts.input;
@@ -110,15 +112,18 @@ pub fn run<B: AutodiffBackend>(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         optim.step(0.01, model, grads)
     };
-    for _ in 0..opts.warmup {
-        model = train_step(model);
+    let mut train = None;
+    if !opts.eval_only {
+        for _ in 0..opts.warmup {
+            model = train_step(model);
+        }
+        let t0 = Instant::now();
+        for _ in 0..opts.iters {
+            model = train_step(model);
+        }
+        B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
+        train = Some((opts.iters * n) as f64 / t0.elapsed().as_secs_f64());
     }
-    let t0 = Instant::now();
-    for _ in 0..opts.iters {
-        model = train_step(model);
-    }
-    B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
-    let train = (opts.iters * n) as f64 / t0.elapsed().as_secs_f64();
     let inner = model.valid();
     let xi = x.inner();
     let eval_step = || {
@@ -132,6 +137,7 @@ pub fn run<B: AutodiffBackend>(
     for _ in 0..opts.iters {
         eval_step();
     }
+    B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
     let eval = (opts.iters * n) as f64 / t0.elapsed().as_secs_f64();
     Ok(BenchResult {
         engine: engine.to_string(),
@@ -159,6 +165,11 @@ pub fn run_torch(
         .args(["--iters", &opts.iters.to_string()])
         .args(["--warmup", &opts.warmup.to_string()])
         .args(["--device", device])
+        .args(if opts.eval_only {
+            &["--eval-only"][..]
+        } else {
+            &[][..]
+        })
         .output()
         .map_err(|e| anyhow::anyhow!("cannot run `{python} {}`: {e}", script.display()))?;
     if !out.status.success() {

@@ -97,6 +97,10 @@ pub struct DataConfig {
     pub ood: Vec<OodSet>,
     /// Training augmentation and normalisation (evaluation uses the normalisation only).
     pub augment: Augment,
+    /// Resize / centre crop applied once to every image when the data are loaded (e.g. 28 ->
+    /// 32 pixels for a patch-16 ViT). Empty: images are used at their size.
+    #[serde(default)]
+    pub preprocess: unseen_data::transforms::Preprocess,
 }
 
 /// Optimiser choice.

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use unseen_data::transforms::Preprocess;
 use unseen_data::{ImageSet, Rng};
 
 use unseen_data::splits::DatasetRef;
@@ -33,7 +34,13 @@ impl ExperimentData {
 
 /// Loads one dataset (train or test split), keeps its classes and applies the per-class
 /// limit with a seeded subsample.
-pub fn load_dataset(d: &DatasetRef, train: bool, seed: u64, what: &str) -> Result<ImageSet> {
+pub fn load_dataset(
+    d: &DatasetRef,
+    train: bool,
+    seed: u64,
+    what: &str,
+    preprocess: &Preprocess,
+) -> Result<ImageSet> {
     let path: &Path = &d.path;
     if !path.exists() {
         anyhow::bail!(
@@ -64,6 +71,11 @@ pub fn load_dataset(d: &DatasetRef, train: bool, seed: u64, what: &str) -> Resul
     if set.is_empty() {
         anyhow::bail!("{what}: the {split} split holds no image after class selection");
     }
+    if !preprocess.is_identity() {
+        set = preprocess
+            .apply(&set)
+            .with_context(|| format!("{what}: [data.preprocess]"))?;
+    }
     Ok(set)
 }
 
@@ -74,8 +86,8 @@ pub fn load(
     with_outliers: bool,
     channels: usize,
 ) -> Result<ExperimentData> {
-    let id_train = load_dataset(&cfg.id, true, seed, "data.id")?;
-    let id_test = load_dataset(&cfg.id, false, seed, "data.id")?;
+    let id_train = load_dataset(&cfg.id, true, seed, "data.id", &cfg.preprocess)?;
+    let id_test = load_dataset(&cfg.id, false, seed, "data.id", &cfg.preprocess)?;
     let check = |s: &ImageSet, what: &str| -> Result<()> {
         if s.channels != channels {
             anyhow::bail!(
@@ -97,7 +109,7 @@ pub fn load(
     check(&id_train, "data.id")?;
     let outliers = match (&cfg.outliers, with_outliers) {
         (Some(o), true) => {
-            let s = load_dataset(o, true, seed, "data.outliers")?;
+            let s = load_dataset(o, true, seed, "data.outliers", &cfg.preprocess)?;
             check(&s, "data.outliers")?;
             Some(Arc::new(s))
         }
@@ -106,7 +118,7 @@ pub fn load(
     let mut ood = Vec::new();
     for (i, o) in cfg.ood.iter().enumerate() {
         let what = format!("data.ood[{i}] ({})", o.name);
-        let s = load_dataset(&o.dataset, false, seed, &what)?;
+        let s = load_dataset(&o.dataset, false, seed, &what, &cfg.preprocess)?;
         check(&s, &what)?;
         let group = match o.group {
             unseen_data::splits::OodGroup::Near => OodGroup::Near,

@@ -305,7 +305,12 @@ pub fn evaluate_run<B: Backend>(
 ) -> Result<Evaluation> {
     let data = crate::data_setup::load(&cfg.data, cfg.seed, false, cfg.model.in_channels)?;
     let ck = crate::checkpoint::find(run_dir)?;
-    let model = crate::train::build_model::<B>(cfg, data.num_classes(), device)?;
+    let model = crate::train::build_for_checkpoint::<B>(
+        cfg,
+        data.num_classes(),
+        data.id_train.height,
+        device,
+    )?;
     let model = crate::checkpoint::load_model(&ck, model, device)?;
     evaluate(&model, cfg, &data, device_label, device)
 }

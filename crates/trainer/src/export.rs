@@ -1,6 +1,7 @@
-//! `trainer export`: a trained run as a safetensors file with PyTorch/torchvision key
-//! names, plus `FILE.json` (architecture, classes, normalisation, how to build the
-//! torchvision module) and `FILE.sample.safetensors` (a fixed input batch and the logits our
+//! `trainer export`: a trained run as a safetensors file with the source library's key
+//! names (torchvision for ResNets, the reference code's for WideResNets, timm's for ViTs),
+//! plus `FILE.json` (architecture, classes, preprocessing, normalisation, how to build the
+//! PyTorch module) and `FILE.sample.safetensors` (a fixed input batch and the logits our
 //! model gives for it) so anyone can verify a load:
 //!
 //! ```python
@@ -15,8 +16,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot};
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use serde::Serialize;
 use unseen_backbones::Backbone;
 
@@ -25,68 +25,24 @@ use crate::data_setup::ExperimentData;
 use crate::evaluate::infer;
 use crate::io::write_atomic;
 
-/// Tensors in safetensors form: name -> (dtype, shape, little-endian bytes).
-pub type TensorMap = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
-
-/// The state dict of a backbone under the reference (torchvision) names, including the
-/// `num_batches_tracked` buffers PyTorch expects for `strict=True` loading.
-pub fn state_dict<B: Backend>(model: &Backbone<B>, batches_tracked: i64) -> Result<TensorMap> {
-    let mut out = TensorMap::new();
-    let snaps = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
-    for s in snaps {
-        // Enum variants (`Backbone::ResNet`) are skipped by `collect(.., true)`.
-        let path = s.full_path();
-        let key = model.torch_key(&path);
-        let data = s
-            .to_data()
-            .map_err(|e| anyhow::anyhow!("cannot read tensor {path}: {e:?}"))?
-            .convert::<f32>();
-        let shape = data.shape.to_vec();
-        let values = data
-            .to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("{path}: {e:?}"))?;
-        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        if key.ends_with(".running_var") {
-            let nbt = key.trim_end_matches("running_var").to_string() + "num_batches_tracked";
-            out.insert(
-                nbt,
-                (Dtype::I64, vec![], batches_tracked.to_le_bytes().to_vec()),
-            );
-        }
-        out.insert(key, (Dtype::F32, shape, bytes));
-    }
-    Ok(out)
-}
-
-/// Serialises tensors to safetensors bytes, with string metadata.
-pub fn to_safetensors(
-    tensors: &TensorMap,
-    metadata: Option<std::collections::HashMap<String, String>>,
-) -> Result<Vec<u8>> {
-    let views: Vec<(String, TensorView<'_>)> = tensors
-        .iter()
-        .map(|(k, (dt, shape, bytes))| {
-            TensorView::new(*dt, shape.clone(), bytes)
-                .map(|v| (k.clone(), v))
-                .map_err(|e| anyhow::anyhow!("tensor {k}: {e}"))
-        })
-        .collect::<Result<_>>()?;
-    safetensors::serialize(views, &metadata).context("cannot serialise safetensors")
-}
+pub use unseen_backbones::weights::{state_dict, to_safetensors, TensorMap};
 
 /// `FILE.json`.
 #[derive(Debug, Serialize)]
 pub struct ExportInfo {
     /// Unseen registry name.
     pub architecture: String,
-    /// The torchvision constructor and the changes to apply before loading.
-    pub torchvision: TorchvisionRecipe,
+    /// How to build the matching PyTorch module (library, constructor, arguments); see
+    /// `BackboneSpec::pytorch_recipe`.
+    pub pytorch: serde_json::Value,
     /// Number of classes.
     pub num_classes: usize,
     /// Class names (ID classes, in label order).
     pub class_names: Vec<String>,
-    /// Input shape `[channels, height, width]`.
+    /// Input shape `[channels, height, width]` (after `preprocess`).
     pub input_shape: [usize; 3],
+    /// Resize / centre crop applied before normalisation.
+    pub preprocess: unseen_data::transforms::Preprocess,
     /// Normalisation applied to `x/255`.
     pub mean: Vec<f32>,
     /// Normalisation standard deviations.
@@ -95,23 +51,6 @@ pub struct ExportInfo {
     pub recipe: String,
     /// Run the weights come from.
     pub run: String,
-}
-
-/// How to build the matching torchvision module.
-#[derive(Debug, Serialize)]
-pub struct TorchvisionRecipe {
-    /// `resnet18`, `resnet34`, `resnet50`, `resnet101`, or `ResNet` for custom widths.
-    pub constructor: String,
-    /// Block type (`BasicBlock` / `Bottleneck`).
-    pub block: String,
-    /// Blocks per stage.
-    pub layers: [usize; 4],
-    /// First-stage width.
-    pub base_width: usize,
-    /// Input channels.
-    pub in_channels: usize,
-    /// `cifar` (3x3 conv1, maxpool = Identity) or `imagenet`.
-    pub stem: String,
 }
 
 /// Exports a run's last checkpoint.
@@ -138,30 +77,11 @@ pub fn export<B: Backend>(
             );
         }
     }
-    let rc = cfg.model.resnet_config(data.num_classes())?;
-    let standard = match (cfg.model.name.as_str(), rc.base_width) {
-        ("resnet18" | "resnet18_cifar", 64) => "resnet18",
-        ("resnet34" | "resnet34_cifar", 64) => "resnet34",
-        ("resnet50" | "resnet50_cifar", 64) => "resnet50",
-        ("resnet101", 64) => "resnet101",
-        _ => "ResNet",
-    };
     let info = ExportInfo {
         architecture: cfg.model.name.clone(),
-        torchvision: TorchvisionRecipe {
-            constructor: standard.into(),
-            block: match rc.block {
-                unseen_backbones::resnet::BlockKind::Basic => "BasicBlock".into(),
-                unseen_backbones::resnet::BlockKind::Bottleneck => "Bottleneck".into(),
-            },
-            layers: rc.layers,
-            base_width: rc.base_width,
-            in_channels: rc.in_channels,
-            stem: match rc.stem {
-                unseen_backbones::resnet::Stem::Cifar => "cifar".into(),
-                unseen_backbones::resnet::Stem::ImageNet => "imagenet".into(),
-            },
-        },
+        pytorch: cfg
+            .model
+            .pytorch_recipe(data.num_classes(), data.id_test.height)?,
         num_classes: data.num_classes(),
         class_names: data.id_train.class_names.clone(),
         input_shape: [
@@ -169,6 +89,7 @@ pub fn export<B: Backend>(
             data.id_test.height,
             data.id_test.width,
         ],
+        preprocess: cfg.data.preprocess.clone(),
         mean: cfg.data.augment.mean.clone(),
         std: cfg.data.augment.std.clone(),
         recipe: cfg.recipe.name().into(),
@@ -240,7 +161,12 @@ pub fn export_run(
     let data = crate::data_setup::load(&cfg.data, cfg.seed, false, cfg.model.in_channels)?;
     let ck = crate::checkpoint::find(run_dir)?;
     let state = crate::checkpoint::load_state(&ck)?;
-    let model = crate::train::build_model::<B>(cfg, data.num_classes(), &device)?;
+    let model = crate::train::build_for_checkpoint::<B>(
+        cfg,
+        data.num_classes(),
+        data.id_train.height,
+        &device,
+    )?;
     let model = crate::checkpoint::load_model(&ck, model, &device)?;
     export::<B>(cfg, &model, &data, state.step, out, overwrite, &device)
 }

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data_setup;
 pub mod device;
+pub mod embed;
 pub mod evaluate;
 pub mod export;
 pub mod io;

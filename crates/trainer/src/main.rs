@@ -43,6 +43,11 @@ enum Command {
     ///
     /// Example: trainer bench --model resnet18_cifar --batch 128 --torch
     Bench(BenchArgs),
+    /// Run a backbone (the config's weights, or a run's checkpoint) over a dataset or an
+    /// image folder and write features (and logits) to a safetensors file.
+    ///
+    /// Example: trainer embed --config configs/vit_tiny_mnist.toml --out feats.safetensors
+    Embed(EmbedArgs),
     /// Dataset tools: download official archives, inspect a dataset folder.
     #[command(subcommand)]
     Data(DataCommand),
@@ -103,6 +108,38 @@ struct ExportArgs {
 }
 
 #[derive(Args, Debug)]
+struct EmbedArgs {
+    /// Experiment config: `[model]` (with `weights`), `[data]` (the `id` dataset,
+    /// `preprocess`, `augment.mean/std`).
+    #[arg(long)]
+    config: PathBuf,
+    /// Override a config value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Use this trained run's last checkpoint instead of `model.weights`.
+    #[arg(long, value_name = "RUN_DIR")]
+    run: Option<PathBuf>,
+    /// Embed an image folder (`DIR/<class>/<image>`) instead of `data.id`.
+    #[arg(long, value_name = "DIR")]
+    images: Option<PathBuf>,
+    /// Embed the training split of `data.id` (default: the test split).
+    #[arg(long)]
+    train_split: bool,
+    /// Output file (`.safetensors`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    overwrite: bool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// cpu | cuda[:N] | tch-cpu | tch-cuda[:N]
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args, Debug)]
 struct BenchArgs {
     /// Registry name of the network.
     #[arg(long, default_value = "resnet18_cifar")]
@@ -122,6 +159,9 @@ struct BenchArgs {
     /// Untimed warm-up iterations.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// Measure inference only (e.g. ViT-B/16 at 224 on a CPU).
+    #[arg(long)]
+    eval_only: bool,
     /// cpu | cuda[:N] | tch-cpu | tch-cuda[:N]
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -187,6 +227,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => cmd_eval(a),
         Command::Export(a) => cmd_export(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Embed(a) => cmd_embed(a),
         Command::Data(d) => cmd_data(d),
     }
 }
@@ -274,6 +315,7 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         classes: a.classes,
         iters: a.iters,
         warmup: a.warmup,
+        eval_only: a.eval_only,
     };
     let engine = format!("unseen/{}", device.label());
     let ours = with_backend!(device, |B, dev| bench::run::<B>(&opts, &dev, &engine))?;
@@ -298,18 +340,31 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         "{:<16} {:>14} {:>14}",
         "engine", "train img/s", "eval img/s"
     );
+    let fmt = |v: Option<f64>, digits: usize| match v {
+        Some(v) => format!("{v:>14.digits$}"),
+        None => format!("{:>14}", "-"),
+    };
     for r in &results {
         println!(
-            "{:<16} {:>14.1} {:>14.1}",
-            r.engine, r.train_images_per_second, r.eval_images_per_second
+            "{:<16} {} {}",
+            r.engine,
+            fmt(r.train_images_per_second, 1),
+            fmt(Some(r.eval_images_per_second), 1)
         );
     }
     if let [ours, torch] = results.as_slice() {
+        let train_ratio = ours
+            .train_images_per_second
+            .zip(torch.train_images_per_second)
+            .map(|(a, b)| a / b);
         println!(
-            "{:<16} {:>14.2} {:>14.2}",
+            "{:<16} {} {}",
             "ratio (ours/pt)",
-            ours.train_images_per_second / torch.train_images_per_second,
-            ours.eval_images_per_second / torch.eval_images_per_second
+            fmt(train_ratio, 2),
+            fmt(
+                Some(ours.eval_images_per_second / torch.eval_images_per_second),
+                2
+            )
         );
     }
     let loader = bench::loader_throughput(&opts, 20)?;
@@ -321,6 +376,38 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     if let Some(p) = a.json {
         trainer::io::write_atomic(&p, serde_json::to_string_pretty(&results)?.as_bytes())?;
     }
+    Ok(())
+}
+
+fn cmd_embed(a: EmbedArgs) -> Result<()> {
+    let device = DeviceChoice::parse(&a.device)?;
+    let cfg = config::load(&a.config, &a.overrides)?;
+    let opts = trainer::embed::EmbedOptions {
+        train_split: a.train_split,
+        run: a.run,
+        images: a.images,
+        out: a.out,
+        overwrite: a.overwrite,
+        batch_size: a.batch_size,
+        quiet: false,
+    };
+    let started = std::time::Instant::now();
+    let s = with_backend!(device, |B, dev| {
+        type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+        trainer::embed::embed::<I>(&cfg, &opts, &dev)
+    })?;
+    println!(
+        "wrote {}: {} images, features {}{} ({:.1}s)",
+        s.out.display(),
+        s.images,
+        s.feature_dim,
+        if s.classes > 0 {
+            format!(", logits {}", s.classes)
+        } else {
+            String::new()
+        },
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -113,16 +113,78 @@ fn to_device<B: Backend>(b: Batch, device: &B::Device) -> (Tensor<B, 4>, Tensor<
 pub fn build_model<B: Backend>(
     cfg: &ExperimentConfig,
     num_classes: usize,
+    img_size: usize,
+    device: &B::Device,
+    quiet: bool,
+) -> Result<Backbone<B>> {
+    if let Some(k) = cfg.model.num_classes {
+        if k != num_classes {
+            bail!(
+                "model.num_classes = {k} but the data have {num_classes} classes; training \
+                 needs a head of the data's size (remove the key, and list the head in \
+                 model.allow_partial when loading weights with another head)"
+            );
+        }
+    }
+    build_backbone(&cfg.model, num_classes, img_size, cfg.seed, device, quiet)
+}
+
+/// Builds a backbone from its spec: seeded initialisation, then the spec's pretrained
+/// weights (if any), then ViT block freezing (`grad_from_block`). The load report goes to
+/// stderr unless `quiet`.
+pub fn build_backbone<B: Backend>(
+    spec: &unseen_backbones::BackboneSpec,
+    num_classes: usize,
+    img_size: usize,
+    seed: u64,
+    device: &B::Device,
+    quiet: bool,
+) -> Result<Backbone<B>> {
+    let model = spec
+        .init_for::<B>(num_classes, Some(img_size), device)
+        .context("invalid [model] section")?;
+    let mut rng = Rng::stream(seed, "init");
+    let mut model = unseen_backbones::init::reinit(model, &mut || rng.next_f64());
+    if let Some(w) = &spec.weights {
+        let file = unseen_backbones::hub::resolve(w).context("model.weights")?;
+        let (m, report) = model
+            .load_weights(
+                &file,
+                spec.weights_key.as_deref(),
+                &spec.allow_partial,
+                &spec.name,
+            )
+            .context("model.weights")?;
+        if !quiet {
+            eprintln!("{report}");
+        }
+        model = m;
+    }
+    Ok(freeze(spec, model))
+}
+
+/// Builds the network a run's checkpoint will be loaded into: as [`build_model`] but
+/// without reading the pretrained file (the checkpoint replaces every weight).
+pub fn build_for_checkpoint<B: Backend>(
+    cfg: &ExperimentConfig,
+    num_classes: usize,
+    img_size: usize,
     device: &B::Device,
 ) -> Result<Backbone<B>> {
-    let model = cfg
-        .model
-        .init::<B>(num_classes, device)
-        .context("invalid [model] section")?;
-    let mut rng = Rng::stream(cfg.seed, "init");
-    Ok(unseen_backbones::init::reinit(model, &mut || {
-        rng.next_f64()
-    }))
+    let mut spec = cfg.model.clone();
+    spec.weights = None;
+    build_backbone(&spec, num_classes, img_size, cfg.seed, device, true)
+}
+
+/// Applies `grad_from_block` (after building, and again after a checkpoint is loaded).
+pub fn freeze<B: Backend>(
+    spec: &unseen_backbones::BackboneSpec,
+    model: Backbone<B>,
+) -> Backbone<B> {
+    match spec.grad_from_block {
+        Some(g) => model.freeze_before(g),
+        None => model,
+    }
 }
 
 /// Trains the experiment and evaluates it; writes the run folder.
@@ -153,7 +215,7 @@ pub fn train<B: AutodiffBackend>(
         cfg.model.in_channels,
     )?;
     let k = data.num_classes();
-    let mut model = build_model::<B>(&cfg, k, &device)?;
+    let mut model = build_model::<B>(&cfg, k, data.id_train.height, &device, opts.quiet)?;
     let mut optim = Optim::<B, Backbone<B>>::new(&cfg.train);
     let mut state = TrainState {
         epochs_done: 0,
@@ -163,7 +225,7 @@ pub fn train<B: AutodiffBackend>(
     if opts.resume.is_some() {
         let ck = checkpoint::find(&run_dir)?;
         state = checkpoint::load_state(&ck)?;
-        model = checkpoint::load_model(&ck, model, &device)?;
+        model = freeze(&cfg.model, checkpoint::load_model(&ck, model, &device)?);
         optim = optim.load(&ck.join("optim"), &device)?;
         if !opts.quiet {
             eprintln!(
