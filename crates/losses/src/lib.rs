@@ -11,17 +11,32 @@
 //! | [`ce`] | cross-entropy with label smoothing (Szegedy et al., CVPR 2016) | PyTorch `F.cross_entropy(label_smoothing=ε)` |
 //! | [`oe`] | Hendrycks et al., *Deep Anomaly Detection with Outlier Exposure*, ICLR 2019; Liu et al., *Energy-based Out-of-distribution Detection*, NeurIPS 2020 | `hendrycks/outlier-exposure` `CIFAR/oe_tune.py`; `wetliu/energy_ood` `CIFAR/train.py` |
 //! | [`mixoe`] | Zhang et al., *Mixture Outlier Exposure*, WACV 2023 | `zjysteven/MixOE` `train/train_mixoe.py` |
+//! | [`supcon`] | Khosla et al., *Supervised Contrastive Learning*, NeurIPS 2020; SimCLR InfoNCE (Chen et al., ICML 2020) | `CVMI-Lab/SimGCD` `model.py` (`SupConLoss`, `info_nce_logits`) |
+//! | [`simgcd`] | Wen et al., *Parametric Classification for Generalized Category Discovery*, ICCV 2023 | `CVMI-Lab/SimGCD` `model.py`, `train.py` |
+//! | [`protogcd`] | Ma et al., *ProtoGCD: Unified and Unbiased Prototype Learning for GCD*, TPAMI 2025 | `mashijie1028/ProtoGCD` `models/loss.py`, `models/model.py`, `train.py` |
+//! | [`fixmatch`] | Sohn et al., *FixMatch*, NeurIPS 2020 | `microsoft/Semi-supervised-learning` `semilearn/algorithms/fixmatch/fixmatch.py` |
+//! | [`iomatch`] | Li et al., *IOMatch: Simplifying Open-Set Semi-Supervised Learning*, ICCV 2023 | `nukezil/IOMatch` `semilearn/algorithms/iomatch/iomatch.py` |
 //!
-//! Shared tensor helpers (row-wise log-sum-exp, one-hot) live in [`ops`].
+//! Shared tensor helpers (row-wise log-sum-exp, one-hot) live in [`ops`]; those of the GCD
+//! and open-set SSL losses (L2 normalisation, per-sample and masked cross-entropies, numpy's
+//! `linspace` for epoch schedules) in [`common`].
 //!
 //! Every config has a `validate()` returning [`LossConfigError`], for the trainer to call
 //! after reading a TOML file. Shape mismatches between tensors are programming errors and
 //! panic with a message, as burn's own tensor operations do.
 
 pub mod ce;
+pub mod common;
+pub mod fixmatch;
+pub mod iomatch;
 pub mod mixoe;
 pub mod oe;
 pub mod ops;
+pub mod protogcd;
+#[cfg(test)]
+mod refs;
+pub mod simgcd;
+pub mod supcon;
 
 /// A loss configuration holds a value outside its meaningful range.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
