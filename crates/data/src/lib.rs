@@ -6,9 +6,14 @@
 //!   and image folders. Every reader validates headers and sizes and returns a typed
 //!   [`DataError`] naming the file.
 //! - [`ImageSet`]: the one in-memory representation every reader returns (u8 pixels, CHW).
-//! - [`splits`]: seeded class-subset splits and OOD benchmark descriptions.
-//! - [`transforms`]: normalize, random crop with padding, horizontal flip, mixup, CutMix.
+//! - [`splits`]: seeded class-subset splits, OOD benchmark descriptions, GCD and open-set
+//!   SSL splits, the Semantic Shift Benchmark's class lists.
+//! - [`transforms`]: normalize, random crop with padding, horizontal flip, mixup, CutMix,
+//!   RandAugment + Cutout, weak / strong views.
 //! - [`loader`]: seeded, parallel batching into `f32` buffers ready for burn tensors.
+//! - [`multiview`]: batches with several augmented views per image (contrastive views for
+//!   GCD / SimGCD, weak / strong views for FixMatch / IOMatch).
+//! - [`sampler`]: weighted sampling with replacement (SimGCD's labelled / unlabelled balance).
 //! - [`download`]: fetch official archives into a cache with checksum verification.
 //! - [`rng`]: the deterministic random generator used everywhere (stable across versions).
 
@@ -17,7 +22,9 @@ pub mod download;
 pub mod error;
 pub mod formats;
 pub mod loader;
+pub mod multiview;
 pub mod rng;
+pub mod sampler;
 pub mod splits;
 pub mod transforms;
 

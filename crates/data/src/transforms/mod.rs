@@ -22,12 +22,24 @@
 //!
 //! Mixing ([`mixup`], [`cutmix_box`] + [`paste_box`]) works on normalized `f32` images of a
 //! batch; the trainer's recipes decide the coefficients.
+//!
+//! # Views for semi-supervised and category-discovery methods
+//! - [`pixel_ops`]: the Pillow operations RandAugment uses (rotate, shear, translate,
+//!   posterize, solarize, equalize, autocontrast, contrast, brightness, sharpness, color),
+//!   on `u8` CHW images, byte-exact with Pillow on the fixtures.
+//! - [`randaugment`]: USB's RandAugment (3 ops with replacement, magnitudes uniform in each
+//!   op's range) followed by Cutout; a grey-image variant for digits.
+//! - [`views`]: [`ViewAugment`], one view = flip + padded crop (zero or reflect) + optional
+//!   RandAugment + normalization; presets for USB's weak / strong views and for digits.
 
 mod augment;
 mod geometric;
 mod mix;
 mod normalize;
+pub mod pixel_ops;
+pub mod randaugment;
 pub mod resize;
+pub mod views;
 
 pub use augment::{Augment, AugmentDraw};
 pub use geometric::{
@@ -35,7 +47,9 @@ pub use geometric::{
 };
 pub use mix::{cutmix_box, lambda_from_box, mixup, mixup_in_place, paste_box, CutBox};
 pub use normalize::{normalize_pixel, to_f32_normalized};
+pub use randaugment::{RandAugment, RandAugmentDraw, RandAugmentOps, RandOp};
 pub use resize::Preprocess;
+pub use views::{PaddingMode, ViewAugment, ViewDraw};
 
 /// Panics with a clear message unless `len == c * h * w`.
 fn check_len(what: &str, len: usize, c: usize, h: usize, w: usize) {
