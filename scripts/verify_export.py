@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Loads a `trainer export` file into torchvision with load_state_dict(strict=True) and checks
-the logits on the exported sample batch.
+"""Loads a `trainer export` file into its PyTorch module (torchvision ResNet, timm ViT, or the
+reference WideResNet) with load_state_dict(strict=True) and checks the logits on the exported
+sample batch.
 
     python3 scripts/verify_export.py model.safetensors
 
-Builds the module from model.json (torchvision's ResNet, CIFAR stem = 3x3 conv1 and
-maxpool = Identity), loads model.safetensors strictly, runs model.sample.safetensors' input
+Builds the module from FILE.json's `pytorch` recipe (torchvision's ResNet with the CIFAR stem
+= 3x3 conv1 and maxpool = Identity; timm.create_model(...) for ViTs; the WRN classes of
+crates/backbones/tests/fixtures/make_parity.py), loads model.safetensors strictly, runs model.sample.safetensors' input
 in eval mode and prints the max |difference| to the logits Unseen computed. Exit code 1 if it
-exceeds 1e-4. Needs torch, torchvision and safetensors. Never run in CI.
+exceeds 1e-4. Needs torch, torchvision, safetensors (and timm for ViTs). Never run in CI.
 """
 import json
 import sys
@@ -20,7 +22,22 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 
 def build(info):
-    tv = info["torchvision"]
+    pt = info["pytorch"]
+    if pt["library"] == "timm":
+        import timm
+        return timm.create_model(pt["constructor"], pretrained=False, **pt["kwargs"])
+    if pt["library"] == "reference":
+        # The WideResNets of the OE / USB reference files, as rebuilt in the parity fixtures.
+        import os
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path.insert(0, os.path.join(here, "..", "crates", "backbones", "tests", "fixtures"))
+        import make_parity
+        cls = make_parity.WideResNetOE if pt["style"] == "oe" else make_parity.WideResNetUSB
+        m = cls(depth=pt["depth"], widen_factor=pt["widen_factor"], num_classes=pt["num_classes"])
+        if pt["in_channels"] != 3:
+            m.conv1 = nn.Conv2d(pt["in_channels"], 16, 3, 1, 1, bias=pt["style"] == "usb")
+        return m
+    tv = pt
     k = info["num_classes"]
     block = BasicBlock if tv["block"] == "BasicBlock" else Bottleneck
     ctors = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "resnet101": resnet101}
@@ -58,7 +75,7 @@ def main():
         logits = m(sample["input"])
     diff = (logits - sample["logits"]).abs().max().item()
     agree = (logits.argmax(1) == sample["logits"].argmax(1)).float().mean().item()
-    print(f"{info['architecture']} ({info['torchvision']['constructor']}, {info['torchvision']['stem']} stem): "
+    print(f"{info['architecture']} ({info['pytorch']['library']} {info['pytorch']['constructor']}): "
           f"max |logit difference| = {diff:.3e} over {tuple(logits.shape)}, top-1 agreement {agree:.0%}")
     sys.exit(0 if diff < 1e-4 else 1)
 

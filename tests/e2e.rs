@@ -298,3 +298,496 @@ fn nan_loss_stops_the_run_and_existing_runs_are_not_clobbered() {
     assert_clean_failure(&o, &["already exists", "--overwrite"]);
     assert!(tmp.path().join("quickstart/config.toml").exists());
 }
+
+/// Arguments for a tiny ViT-Ti fine-tuning run of `configs/vit_tiny_mnist.toml` in `out`.
+fn vit_args(out: &Path) -> Vec<String> {
+    [
+        "train",
+        "--config",
+        "configs/vit_tiny_mnist.toml",
+        "--quiet",
+        "--set",
+        "data.id.limit_per_class=20",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.warmup_epochs=0",
+        "--set",
+        "train.batch_size=40",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "--set".to_string(),
+        format!("output_dir={:?}", out.display().to_string()),
+    ])
+    .collect()
+}
+
+fn read_tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    (t.shape().to_vec(), t.data().to_vec())
+}
+
+#[test]
+fn vit_fine_tunes_from_imported_weights_then_embeds_and_exports_timm_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run_ok(&vit_args(tmp.path()));
+    let err = stderr(&o);
+    // The load report: grey patch embedding, resampled grid, fresh 6-class head.
+    assert!(
+        err.contains("timm naming")
+            && err.contains("patch_embed.proj.weight: input channels 3 -> 1")
+            && err.contains("pos_embed: grid 14x14 -> 2x2")
+            && err.contains("head.weight (file [10, 192], model [6, 192])"),
+        "{err}"
+    );
+    let run = tmp.path().join("vit_tiny_mnist");
+    let m = metrics(&run);
+    assert!(m["id"]["accuracy"].as_f64().unwrap() > 0.0);
+
+    // Embed the test split with the trained run: 192-d features, 6 logits, labels.
+    let out = tmp.path().join("emb.safetensors");
+    let run_s = run.display().to_string();
+    let out_s = out.display().to_string();
+    let args = [
+        "embed",
+        "--config",
+        "configs/vit_tiny_mnist.toml",
+        "--run",
+        &run_s,
+        "--out",
+        &out_s,
+        "--set",
+        "data.id.limit_per_class=5",
+    ];
+    let o = trainer(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (fs, _) = read_tensor(&out, "features");
+    let (ls, _) = read_tensor(&out, "logits");
+    let (ys, _) = read_tensor(&out, "labels");
+    // limit_per_class applies to the test split too: 6 classes x 5.
+    assert_eq!((fs, ls, ys), (vec![30, 192], vec![30, 6], vec![30]));
+    // An existing output is not replaced without --overwrite.
+    let o = trainer(&args);
+    assert!(!o.status.success() && stderr(&o).contains("--overwrite"));
+
+    // Embedding straight from the imported file (no run): the file's own 10-class head, and
+    // the same bytes twice (deterministic).
+    let embed_file = |name: &str| {
+        let p = tmp.path().join(name);
+        let p_s = p.display().to_string();
+        let o = trainer(&[
+            "embed",
+            "--config",
+            "configs/vit_tiny_mnist.toml",
+            "--out",
+            &p_s,
+            "--set",
+            "data.id.limit_per_class=3",
+            "--set",
+            "model.num_classes=10",
+            "--set",
+            "model.allow_partial=[]",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        read_tensor(&p, "logits")
+    };
+    let (a_shape, a) = embed_file("a.safetensors");
+    let (_, b) = embed_file("b.safetensors");
+    assert_eq!(a_shape, vec![18, 10]);
+    assert_eq!(a, b);
+
+    // Export: timm key names, the timm recipe in the json.
+    let exp = tmp.path().join("vit.safetensors");
+    let exp_s = exp.display().to_string();
+    let o = trainer(&["export", "--run", &run_s, "--out", &exp_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (qkv, _) = read_tensor(&exp, "blocks.11.attn.qkv.weight");
+    assert_eq!(qkv, vec![576, 192]);
+    let (pe, _) = read_tensor(&exp, "pos_embed");
+    assert_eq!(pe, vec![1, 5, 192]);
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("vit.json")).unwrap())
+            .unwrap();
+    assert_eq!(info["pytorch"]["library"], "timm");
+    assert_eq!(info["pytorch"]["kwargs"]["img_size"], 32);
+    assert_eq!(info["preprocess"]["resize"], 32);
+}
+
+#[test]
+fn hub_weights_resolve_from_the_cache_offline_and_fail_clearly_when_absent() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The Hugging Face cache layout: hub/models--org--name/{refs/main, snapshots/<commit>/}.
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let repo = tmp.path().join("hub/models--unseen-test--vit-tiny");
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::create_dir_all(repo.join("snapshots").join(commit)).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    std::fs::copy(
+        root().join("crates/backbones/tests/fixtures/parity/vit_tiny_timm_f16.safetensors"),
+        repo.join("snapshots")
+            .join(commit)
+            .join("model.safetensors"),
+    )
+    .unwrap();
+    let embed = |weights: &str, out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_trainer"))
+            .args([
+                "embed",
+                "--config",
+                "configs/vit_tiny_mnist.toml",
+                "--out",
+                out,
+                "--set",
+                "data.id.limit_per_class=2",
+                "--set",
+            ])
+            .arg(format!("model.weights={weights:?}"))
+            .env("HF_HOME", tmp.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    let out = tmp.path().join("hub.safetensors");
+    let o = embed("hf:unseen-test/vit-tiny", &out.display().to_string());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("snapshots"), "{}", stderr(&o));
+    let local = tmp.path().join("local.safetensors");
+    let o = embed(
+        "crates/backbones/tests/fixtures/parity/vit_tiny_timm_f16.safetensors",
+        &local.display().to_string(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        read_tensor(&out, "features"),
+        read_tensor(&local, "features")
+    );
+    // Not in the cache while offline: the error names the repo, the cache and the setting.
+    let o = embed(
+        "hf:unseen-test/missing",
+        &tmp.path().join("x.safetensors").display().to_string(),
+    );
+    assert_clean_failure(&o, &["hf:unseen-test/missing", "HF_HUB_OFFLINE", "hub"]);
+    // A weights file of another architecture.
+    let o = embed(
+        "crates/backbones/tests/fixtures/parity/wrn28_2_oe.pth",
+        &tmp.path().join("y.safetensors").display().to_string(),
+    );
+    assert_clean_failure(&o, &["wrn28_2_oe.pth", "model.weights"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Open-set semi-supervised learning (fixmatch / iomatch)
+// ---------------------------------------------------------------------------------------
+
+/// A tiny OSSL run of `configs/cpu/<recipe>_mnist.toml` in `out`: 30 digits per class
+/// (300 train, 300 test), width-4 ResNet, 2 epochs of 3 iterations of 4 labelled + 8
+/// unlabelled images, evaluated every 4 iterations.
+fn ossl_args(recipe: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "train",
+        "--config",
+        &format!("configs/cpu/{recipe}_mnist.toml"),
+        "--quiet",
+        "--set",
+        "model.width=4",
+        "--set",
+        "data.id.limit_per_class=30",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "ossl.mu=2",
+        "--set",
+        "ossl.iters_per_epoch=3",
+        "--set",
+        "ossl.eval_every_iters=4",
+        "--set",
+        &format!("output_dir={:?}", out.display().to_string()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+/// `metrics.json` without the wall-clock time (the only field allowed to differ between
+/// two runs of the same config and seed).
+fn ossl_metrics(run: &Path) -> serde_json::Value {
+    let mut m = metrics(run);
+    m["ossl"].as_object_mut().unwrap().remove("train_seconds");
+    m
+}
+
+#[test]
+fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = tmp.path().join("full");
+    let split = tmp.path().join("split");
+
+    run_ok(&ossl_args("iomatch", &full, &[]));
+    let run = full.join("iomatch_mnist");
+    for f in [
+        "config.toml",
+        "metrics.json",
+        "report.md",
+        "checkpoints/last/model.mpk",
+        "checkpoints/last/optim.mpk",
+        "checkpoints/last/state.json",
+        "checkpoints/last/ema.mpk",
+        "checkpoints/last/ossl.json",
+    ] {
+        assert!(run.join(f).exists(), "missing {f}");
+    }
+    let raw = metrics(&run);
+    assert!(raw["ossl"]["train_seconds"].as_f64().unwrap() > 0.0);
+    let m = ossl_metrics(&run);
+    let o = &m["ossl"];
+    assert_eq!(m["recipe"], "iomatch");
+    assert_eq!(o["num_seen_classes"], 6);
+    assert_eq!(o["num_unseen_classes"], 4);
+    assert_eq!(o["labels_per_class"], 4);
+    assert_eq!(o["seen_classes"], "0-5");
+    assert_eq!(o["labelled_images"], 24);
+    assert_eq!(o["unlabelled_images"], 300);
+    assert_eq!(o["closed_test_images"], 180);
+    assert_eq!(o["full_test_images"], 300);
+    assert_eq!(o["iterations"], 6);
+    assert_eq!(o["evaluated_model"], "ema");
+    for k in ["closed_accuracy", "open_balanced_accuracy", "auroc"] {
+        let v = o[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    assert_eq!(o["open_recall"].as_array().unwrap().len(), 7);
+    // TensorBoard: every IOMatch term, the mask ratios, the schedule and the evaluations.
+    let ev = trainer::tb::read_scalars(&run.join("tb")).unwrap();
+    let tags: std::collections::BTreeSet<&str> = ev.iter().map(|e| e.tag.as_str()).collect();
+    for t in [
+        "loss/total",
+        "loss/sup",
+        "loss/mb",
+        "loss/ui",
+        "loss/op",
+        "train/mask_ratio",
+        "train/q_mask_ratio",
+        "lr",
+        "eval/closed_accuracy",
+        "eval/open_balanced_accuracy",
+        "eval/auroc",
+    ] {
+        assert!(tags.contains(t), "missing TensorBoard tag {t}: {tags:?}");
+    }
+    // L_op is off during the first epoch (iterations 0-2), as the reference.
+    assert!(ev
+        .iter()
+        .filter(|e| e.tag == "loss/op" && e.step < 3)
+        .all(|e| e.value == 0.0));
+
+    // Interrupted after the first epoch, then resumed: the same metrics.
+    let a = ossl_args("iomatch", &split, &["--halt-after-epochs", "1"]);
+    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+    let out = trainer(&a);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let run2 = split.join("iomatch_mnist");
+    assert!(!run2.join("metrics.json").exists());
+    let out = trainer(&["train", "--resume", run2.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        ossl_metrics(&run2),
+        m,
+        "resumed metrics differ from the run"
+    );
+
+    // Re-evaluation reproduces the metrics and writes per-image predictions.
+    let out = trainer(&["eval", "--run", run.to_str().unwrap(), "--save-scores"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(ossl_metrics(&run.join("eval")), m);
+    let csv = std::fs::read_to_string(run.join("eval/predictions.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "index,label,is_unseen,closed_pred,open_pred,unknown_score"
+    );
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(|s| s.to_string()).collect())
+        .collect();
+    assert_eq!(rows.len(), 300);
+    let mut right = 0usize;
+    for (i, r) in rows.iter().enumerate() {
+        let label: usize = r[1].parse().unwrap();
+        assert_eq!(r[0], i.to_string());
+        assert!(label <= 6);
+        assert_eq!(r[2], if label == 6 { "1" } else { "0" });
+        assert!(r[3].parse::<usize>().unwrap() < 6);
+        assert!(r[4].parse::<usize>().unwrap() <= 6);
+        let s: f32 = r[5].parse().unwrap();
+        assert!((0.0..=1.0).contains(&s));
+        right += (label < 6 && r[3] == r[1]) as usize;
+    }
+    // The closed accuracy is recomputable from the file.
+    let acc = m["ossl"]["closed_accuracy"].as_f64().unwrap();
+    assert!((right as f64 / 180.0 - acc).abs() < 1e-9);
+}
+
+#[test]
+fn ossl_fixmatch_same_seed_same_metrics_and_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    run_ok(&ossl_args("fixmatch", &a, &[]));
+    run_ok(&ossl_args("fixmatch", &b, &[]));
+    let m = ossl_metrics(&a.join("fixmatch_mnist"));
+    assert_eq!(m, ossl_metrics(&b.join("fixmatch_mnist")));
+    assert_eq!(m["recipe"], "fixmatch");
+    assert_eq!(m["ossl"]["unknown_score"], "1 - max softmax(closed head)");
+    let extras =
+        std::fs::read_to_string(a.join("fixmatch_mnist/checkpoints/last/ossl.json")).unwrap();
+    assert!(extras.contains("\"dist_align\":null"), "{extras}");
+
+    let run = |extra: &[&str]| {
+        let args = ossl_args("fixmatch", &tmp.path().join("bad"), extra);
+        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        trainer(&args)
+    };
+    // More labels per class than a seen class has (30 digits each here).
+    let o = run(&["--set", "ossl.labels_per_class=50"]);
+    assert_clean_failure(&o, &["fewer than labels_per_class = 50", "seen class 0"]);
+    // Bad data or split settings leave no run folder behind.
+    assert!(!tmp.path().join("bad/fixmatch_mnist").exists());
+    // Every class seen: nothing left to be unseen.
+    let o = run(&["--set", "ossl.seen_classes=\"0-9\""]);
+    assert_clean_failure(&o, &["no unseen class"]);
+    let o = run(&["--set", "ossl.labels_per_class=0"]);
+    assert_clean_failure(&o, &["labels_per_class", "at least 1"]);
+    // An IOMatch-only key on FixMatch, and an unknown key.
+    let o = run(&["--set", "ossl.q_cutoff=0.3"]);
+    assert_clean_failure(&o, &["q_cutoff", "IOMatch setting"]);
+    let o = run(&["--set", "ossl.mu_ratio=3"]);
+    assert_clean_failure(&o, &["mu_ratio", "unknown field"]);
+    // OOD test sets belong to the OOD recipes.
+    let o = run(&[
+        "--set",
+        "data.ood=[{ name = \"f\", group = \"far\", dataset = { source = \"fashion-mnist\", path = \"datasets/fashion-mnist-subset\" } }]",
+    ]);
+    assert_clean_failure(&o, &["[[data.ood]]"]);
+}
+
+/// A tiny GCD-family run (`recipe`) of the CPU MNIST config in `out`.
+fn gcd_args(recipe: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "train",
+        "--config",
+        &format!("configs/cpu/{recipe}_mnist.toml"),
+        "--quiet",
+        "--set",
+        "data.id.limit_per_class=24",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=32",
+        "--set",
+        "model.width=8",
+        "--set",
+        "gcd.proj_hidden=32",
+        "--set",
+        "gcd.proj_dim=16",
+        "--set",
+        "gcd.kmeans_n_init=2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.extend([
+        "--set".to_string(),
+        format!("output_dir={:?}", out.display().to_string()),
+    ]);
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+#[test]
+fn gcd_recipes_train_evaluate_and_write_recomputable_predictions() {
+    let tmp = tempfile::tempdir().unwrap();
+    for recipe in ["gcd", "simgcd", "protogcd"] {
+        let extra: &[&str] = if recipe == "gcd" {
+            &["--set", "gcd.estimate_k=true", "--set", "gcd.max_k=12"]
+        } else {
+            &[]
+        };
+        run_ok(&gcd_args(recipe, tmp.path(), extra));
+        let run = tmp.path().join(format!("{recipe}_mnist"));
+        let m = metrics(&run);
+        let g = &m["gcd"];
+        assert_eq!(g["old_classes"], 5, "{recipe}");
+        assert_eq!(g["new_classes"], 5, "{recipe}");
+        // 24 per class: half of the 5 x 24 old-class images are labelled.
+        assert_eq!(g["labelled"], 60, "{recipe}");
+        for set in ["unlabelled", "test"] {
+            let all = g[set]["all"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&all), "{recipe} {set}: {all}");
+        }
+        if recipe == "gcd" {
+            let k = g["estimated_k"].as_u64().unwrap();
+            assert!((5..=12).contains(&k), "estimated K {k}");
+        } else {
+            // ProtoGCD-style OOD scores on Fashion-MNIST: six scores.
+            assert_eq!(m["ood"].as_array().unwrap().len(), 6, "{recipe}");
+        }
+        // Re-evaluation with --save-scores: the same numbers, and a predictions.csv from
+        // which the v2 accuracy is recomputed.
+        let run_s = run.display().to_string();
+        let o = trainer(&["eval", "--run", &run_s, "--save-scores"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let ev: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("eval/metrics.json")).unwrap())
+                .unwrap();
+        assert_eq!(ev["gcd"]["unlabelled"], g["unlabelled"], "{recipe}");
+        let csv = std::fs::read_to_string(run.join("eval/predictions.csv")).unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("set,index,label,is_old,prediction"));
+        let (mut y, mut p, mut old) = (vec![], vec![], vec![]);
+        for l in lines {
+            let f: Vec<&str> = l.split(',').collect();
+            if f[0] == "unlabelled" {
+                y.push(f[2].parse::<usize>().unwrap());
+                old.push(f[3] == "1");
+                p.push(f[4].parse::<usize>().unwrap());
+            }
+        }
+        // 5 x 12 unlabelled old + 5 x 24 new.
+        assert_eq!(y.len(), 180);
+        let acc = unseen_eval::gcd_accuracy_v2(&y, &p, &old).unwrap();
+        assert!(
+            (acc.all - g["unlabelled"]["all"].as_f64().unwrap()).abs() < 1e-12,
+            "{recipe}"
+        );
+    }
+    // Bad split settings name the value.
+    let a = gcd_args(
+        "protogcd",
+        tmp.path(),
+        &["--set", "gcd.labelled_fraction=1.5", "--overwrite"],
+    );
+    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+    assert_clean_failure(&trainer(&a), &["1.5"]);
+    let a = gcd_args(
+        "protogcd",
+        tmp.path(),
+        &["--set", "gcd.old_classes=\"0-12\"", "--overwrite"],
+    );
+    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+    assert_clean_failure(&trainer(&a), &["12"]);
+    let a = gcd_args(
+        "gcd",
+        tmp.path(),
+        &["--set", "gcd.memax_weight=4", "--overwrite"],
+    );
+    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+    assert_clean_failure(&trainer(&a), &["memax_weight", "simgcd"]);
+}

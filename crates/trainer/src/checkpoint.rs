@@ -9,11 +9,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
-use unseen_backbones::Backbone;
 
 use crate::io::write_atomic;
 use crate::optim::Optim;
@@ -39,10 +38,10 @@ fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
 }
 
 /// Saves model, optimiser and state as `<run>/checkpoints/last`.
-pub fn save<B: AutodiffBackend>(
+pub fn save<B: AutodiffBackend, M: AutodiffModule<B>>(
     run_dir: &Path,
-    model: &Backbone<B>,
-    optim: &Optim<B, Backbone<B>>,
+    model: &M,
+    optim: &Optim<B, M>,
     state: &TrainState,
 ) -> Result<()> {
     let root = run_dir.join("checkpoints");
@@ -102,11 +101,7 @@ pub fn load_state(dir: &Path) -> Result<TrainState> {
 }
 
 /// Loads weights saved by [`save`] into a freshly built model of the same architecture.
-pub fn load_model<B: Backend>(
-    dir: &Path,
-    model: Backbone<B>,
-    device: &B::Device,
-) -> Result<Backbone<B>> {
+pub fn load_model<B: Backend, M: Module<B>>(dir: &Path, model: M, device: &B::Device) -> Result<M> {
     model
         .load_file(dir.join("model"), &recorder(), device)
         .with_context(|| format!("cannot load weights {}", dir.join("model.mpk").display()))

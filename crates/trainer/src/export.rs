@@ -11,7 +11,6 @@
 //! ```
 //! (`scripts/verify_export.py` does exactly this and compares the sample logits.)
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};

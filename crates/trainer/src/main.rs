@@ -247,15 +247,15 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         quiet: a.quiet,
     };
     let started = std::time::Instant::now();
-    let ev = with_backend!(device, |B, dev| trainer::train::train::<B>(
+    let summary = with_backend!(device, |B, dev| trainer::train::train::<B>(
         cfg.clone(),
         &opts,
         dev
     ))?;
     let run_dir = a.resume.clone().unwrap_or_else(|| cfg.run_dir());
-    println!("{}", ev.summary());
+    println!("{summary}");
     println!(
-        "run folder: {} (metrics.json, report.md, tb/, checkpoints/); {:.1}s",
+        "run folder: {} (config.toml, metrics.json, tb/, checkpoints/); {:.1}s",
         run_dir.display(),
         started.elapsed().as_secs_f64()
     );
@@ -273,6 +273,25 @@ fn load_run(run: &std::path::Path, overrides: &[String]) -> Result<ExperimentCon
 fn cmd_eval(a: EvalArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
     let cfg = load_run(&a.run, &a.overrides)?;
+    match cfg.recipe.family() {
+        config::RecipeFamily::Gcd => {
+            let s = with_backend!(device, |B, dev| {
+                type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+                trainer::gcd::evaluate_run::<I>(&cfg, &a.run, &device.label(), &dev, a.save_scores)
+            })?;
+            println!("{s}");
+            return Ok(());
+        }
+        config::RecipeFamily::Ossl => {
+            let s = with_backend!(device, |B, dev| {
+                type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+                trainer::ossl::evaluate_run::<I>(&cfg, &a.run, &device.label(), &dev, a.save_scores)
+            })?;
+            println!("{s}");
+            return Ok(());
+        }
+        config::RecipeFamily::Ood => {}
+    }
     let ev = with_backend!(device, |B, dev| {
         type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
         trainer::evaluate::evaluate_run::<I>(&cfg, &a.run, &device.label(), &dev)

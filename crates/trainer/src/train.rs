@@ -67,12 +67,12 @@ pub struct NonFiniteLoss {
 }
 
 /// The seeded generator of a stream, for the recipe (mixing coefficients, boxes).
-fn recipe_rng(seed: u64) -> Rng {
+pub(crate) fn recipe_rng(seed: u64) -> Rng {
     Rng::stream(seed, "recipe")
 }
 
 /// Prepares the run folder: refuses to clobber an existing one unless asked.
-fn prepare_run_dir(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<PathBuf> {
+pub(crate) fn prepare_run_dir(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<PathBuf> {
     if let Some(dir) = &opts.resume {
         if !dir.join("config.toml").exists() {
             bail!(
@@ -187,12 +187,18 @@ pub fn freeze<B: Backend>(
     }
 }
 
-/// Trains the experiment and evaluates it; writes the run folder.
+/// Trains the experiment and evaluates it; writes the run folder. Returns the summary
+/// printed at the end (the metrics are in `<run>/metrics.json`).
 pub fn train<B: AutodiffBackend>(
     cfg: ExperimentConfig,
     opts: &TrainOptions,
     device: B::Device,
-) -> Result<Evaluation> {
+) -> Result<String> {
+    match cfg.recipe.family() {
+        crate::config::RecipeFamily::Gcd => return crate::gcd::train::<B>(cfg, opts, device),
+        crate::config::RecipeFamily::Ossl => return crate::ossl::train::<B>(cfg, opts, device),
+        crate::config::RecipeFamily::Ood => {}
+    }
     let run_dir = prepare_run_dir(&cfg, opts)?;
     if opts.resume.is_some() {
         let saved = crate::config::load(&run_dir.join("config.toml"), &[])
@@ -215,7 +221,8 @@ pub fn train<B: AutodiffBackend>(
         cfg.model.in_channels,
     )?;
     let k = data.num_classes();
-    let mut model = build_model::<B>(&cfg, k, data.id_train.height, &device, opts.quiet)?;
+    // The weights load report is printed even with --quiet: it says what was not loaded.
+    let mut model = build_model::<B>(&cfg, k, data.id_train.height, &device, false)?;
     let mut optim = Optim::<B, Backbone<B>>::new(&cfg.train);
     let mut state = TrainState {
         epochs_done: 0,
@@ -402,7 +409,7 @@ pub fn train<B: AutodiffBackend>(
     )?;
     log_eval(&mut tb, &ev, state.step);
     tb.flush();
-    Ok(ev)
+    Ok(ev.summary())
 }
 
 fn finish<B: Backend>(

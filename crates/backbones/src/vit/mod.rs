@@ -105,13 +105,16 @@ pub struct VisionTransformer<B: Backend> {
 impl VitConfig {
     /// Checks that the sizes fit together.
     pub fn validate(&self) -> Result<(), BackboneError> {
-        if self.patch_size == 0 || self.img_size == 0 || self.img_size % self.patch_size != 0 {
+        if self.patch_size == 0
+            || self.img_size == 0
+            || !self.img_size.is_multiple_of(self.patch_size)
+        {
             return Err(BackboneError::InvalidSpec(format!(
                 "ViT img_size ({}) must be a positive multiple of patch_size ({})",
                 self.img_size, self.patch_size
             )));
         }
-        if self.num_heads == 0 || self.embed_dim % self.num_heads != 0 {
+        if self.num_heads == 0 || !self.embed_dim.is_multiple_of(self.num_heads) {
             return Err(BackboneError::InvalidSpec(format!(
                 "ViT embed_dim ({}) must be divisible by num_heads ({})",
                 self.embed_dim, self.num_heads

@@ -169,7 +169,7 @@ impl<B: Backend> WrnBlock<B> {
 impl WrnConfig {
     /// Checks the depth and sizes.
     pub fn validate(&self) -> Result<(), BackboneError> {
-        if self.depth < 10 || (self.depth - 4) % 6 != 0 {
+        if self.depth < 10 || !(self.depth - 4).is_multiple_of(6) {
             return Err(BackboneError::InvalidSpec(format!(
                 "WideResNet depth must be 6n+4 with n >= 1 (10, 16, 28, 40, ...), got {}",
                 self.depth

@@ -55,6 +55,12 @@ pub fn build<B: AutodiffBackend>(
         RecipeKind::Oe => Box::new(oe::OutlierExposure::new(loss)),
         RecipeKind::EnergyOe => Box::new(energy_oe::EnergyOe::new(loss)),
         RecipeKind::Mixoe => Box::new(mixoe::MixOe::new(loss, num_classes)),
+        // Category discovery and open-set SSL train on their own loops.
+        other => unreachable!(
+            "recipe `{}` runs on the {:?} loop, not the OOD one",
+            other.name(),
+            other.family()
+        ),
     }
 }
 

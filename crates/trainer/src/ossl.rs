@@ -1,0 +1,1930 @@
+//! Open-set semi-supervised learning (OSSL): the `fixmatch` and `iomatch` recipes.
+//!
+//! A few labels per *seen* class, an unlabelled pool holding images of *unseen* classes too
+//! ([`unseen_data::splits::ossl`]), and a network that must classify the seen classes
+//! (closed-set accuracy) and reject the unseen ones (open-set balanced accuracy over `K + 1`
+//! classes, AUROC of an unknown score).
+//!
+//! # References
+//! - USB (`microsoft/Semi-supervised-learning`) as vendored by IOMatch (`nukezil/IOMatch`):
+//!   `semilearn/core/algorithmbase.py` (loop, EMA, evaluation), `semilearn/core/utils/build.py`
+//!   (`get_optimizer`, `get_cosine_schedule_with_warmup`), `semilearn/core/utils/misc.py`
+//!   (`EMA`), `semilearn/core/hooks/ema.py` (`EMAHook`), `semilearn/datasets/samplers/
+//!   sampler.py` (`RandomSampler`), `config/openset_cv/{fixmatch,iomatch}/*.yaml`.
+//! - IOMatch (`semilearn/algorithms/iomatch/iomatch.py`): `IOMatchNet` ([`IoMatchHeads`]) and
+//!   `train_step` ([`unseen_losses::iomatch::iomatch_loss`]); `evaluate.ipynb`
+//!   (`evaluate_io`) for the open-set metrics.
+//! - FixMatch: `semilearn/algorithms/fixmatch/fixmatch.py`
+//!   ([`unseen_losses::fixmatch::fixmatch_loss`]).
+//!
+//! # The loop (USB `AlgorithmBase.train`)
+//! Every iteration draws `B` labelled images (one weak view) and `μ·B` unlabelled images (a
+//! weak and a strong view), forwards `cat(x_lb, x_ulb_w, x_ulb_s)` in **one** pass (USB's
+//! `use_cat = True`, so BatchNorm sees the three groups together), takes one SGD step
+//! (Nesterov, momentum 0.9, L2 weight decay), then updates the EMA model. The learning rate
+//! follows USB's `get_cosine_schedule_with_warmup`: `lr·cos(7π/16 · t/T)` over the iteration
+//! budget `T` ([`usb_cosine_lr`]; `lr_schedule = "cosine"` uses [`crate::optim::lr_at`]
+//! instead). Evaluation (every `eval_every_iters` iterations and at the end) uses the **EMA**
+//! model, as USB's `evaluate` (`ema.apply_shadow()`).
+//!
+//! Units: an *epoch* is `iters_per_epoch` iterations (USB: `num_train_iter / epoch`, 1024 in
+//! every IOMatch config) and `train.epochs` counts them (USB `epoch`, 256), so the budget is
+//! `train.epochs × ossl.iters_per_epoch` iterations (262,144 in the papers). IOMatch's open-set
+//! loss is switched off during epoch 0 (`if self.epoch == 0: op_loss *= 0.0`); checkpoints are
+//! written at epoch ends (`train.checkpoint_every`), so `--resume` continues exactly.
+//!
+//! # Sampling
+//! USB's `RandomSampler` concatenates fresh permutations of the set until it has
+//! `iterations × batch` indices, so a labelled set smaller than the batch (24 images for
+//! CIFAR-6-24 against `B = 64`) still fills every batch, each image at most once per
+//! permutation. [`ViewStream`] does the same with seeded permutations: position `p` of the
+//! stream is entry `p mod n` of permutation `⌊p / n⌋`, and view `v` of the `k`-th image of
+//! iteration `t` is augmented with its own generator derived from `(seed, stream, t, k, v)`.
+//! Every batch is therefore a pure function of the seed and the iteration (resuming needs no
+//! sampler state, and the thread count does not matter).
+//!
+//! # EMA
+//! USB's `EMA.update` blends every *parameter* (`shadow = m·shadow + (1 − m)·param`), and
+//! `EMAHook.after_train_step` then loads the live model's state dict into the EMA model
+//! before the shadow, so the EMA model's BatchNorm **buffers** (running mean / variance) are
+//! copies of the live model's. [`ema_update`] does exactly that with a burn `ModuleMapper`.
+//! The EMA starts equal to the initial model (`ema.register()`).
+//!
+//! # Metrics (`evaluate.ipynb`, `evaluate_io`)
+//! - closed-set accuracy: `argmax` of the closed head on the seen test images (`c_acc_c_p`);
+//! - open-set balanced accuracy: sklearn's `balanced_accuracy_score` over `K + 1` classes on
+//!   the full test set, unseen classes merged into class `K` ([`balanced_accuracy`]). IOMatch
+//!   predicts with the open-set head, `argmax softmax(logits_open)` (`o_acc_f_q`). FixMatch
+//!   has no open-set head: it predicts class `K` when its max probability is below its
+//!   confidence threshold `p_cutoff` (0.95), else the closed-set argmax;
+//! - AUROC of an unknown score with the unseen images as positives (ranked with
+//!   [`unseen_eval::metrics::auroc`], whose scores are "higher = more ID", so the unknown
+//!   score is negated). FixMatch: `1 − max p`. IOMatch: the open-set head's probability of
+//!   class `K`, the score its open-set prediction thresholds. The notebook computes no AUROC
+//!   for IOMatch (it imports `roc_auc_score` but never calls it); the only unknown score it
+//!   computes (`unk_score = Σ_k p_k·o_neg_k`, the closed + one-vs-all outlier mass, on the
+//!   extended test set) is unused. We report the open head's score because it is the one
+//!   behind the reported open-set predictions.
+//!
+//! The official evaluation picks `model_best.pth` (best closed accuracy on the test set);
+//! here the final EMA model is evaluated.
+//!
+//! # Differences from the official code worth knowing
+//! - USB skips weight decay on BatchNorm and bias parameters for a bare backbone
+//!   (`bn_wd_skip` via the WRN's `no_weight_decay`), i.e. for FixMatch; `IOMatchNet` has no
+//!   `no_weight_decay`, so IOMatch decays every parameter. burn's SGD decays every parameter
+//!   for both recipes.
+//! - Distribution alignment (`dist_align`) is off by default, as the CIFAR-10 configs; the
+//!   CIFAR-100 configs leave the argparse default (on), and so do ours (`ossl.dist_align`).
+//! - Views: for 1-channel 28x28 digits the weak / strong views are
+//!   [`ViewAugment::digits_weak`] / [`ViewAugment::digits_strong`]; otherwise USB's
+//!   [`ViewAugment::usb_weak`] / [`ViewAugment::usb_strong`] (`ossl.views` overrides). Only
+//!   `data.augment.mean` / `std` are read; its crop / flip settings are not used.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use unseen_backbones::Backbone;
+use unseen_data::loader::Loader;
+use unseen_data::multiview::MultiViewBatch;
+use unseen_data::splits::ossl::{OsslConfig, OsslSplit, OsslTest};
+use unseen_data::transforms::{Augment, ViewAugment};
+use unseen_data::{ImageSet, Rng};
+use unseen_losses::fixmatch::{fixmatch_loss, FixMatchConfig};
+use unseen_losses::iomatch::{iomatch_loss, DistAlignQueue, IoMatchConfig, IoMatchLogits};
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::{ExperimentConfig, RecipeKind};
+use crate::io::write_atomic;
+use crate::optim::{lr_at, Optim};
+use crate::tb::TbLogger;
+use crate::train::{prepare_run_dir, NonFiniteLoss, TrainOptions};
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------
+
+/// How the learning rate decays over the iteration budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// USB's `get_cosine_schedule_with_warmup`: `lr·cos(7π/16 · t/T)` (ends at ≈ 0.2·lr)
+    /// after a linear warm-up of `train.warmup_epochs` epochs ([`usb_cosine_lr`]).
+    Usb,
+    /// Half-cosine to `train.min_lr_ratio·lr` with warm-up ([`crate::optim::lr_at`]).
+    Cosine,
+}
+
+/// Which weak / strong view pair the unlabelled images get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewPreset {
+    /// USB: reflect-padded crop + flip; strong adds RandAugment(3, 5) + Cutout.
+    Usb,
+    /// Digits: zero-padded crop, no flip; strong adds the grey RandAugment.
+    Digits,
+}
+
+/// `[ossl]` settings of the `fixmatch` and `iomatch` recipes. Every key is optional in the
+/// file (the section itself is too, but `seen_classes` and `labels_per_class` are then
+/// reported missing); absent values take the official defaults named on each field.
+///
+/// ```toml
+/// [ossl]
+/// seen_classes = "2-7"     # CIFAR-10 6/4
+/// labels_per_class = 4
+/// mu = 7
+/// iters_per_epoch = 1024
+/// eval_every_iters = 1024
+/// ema_momentum = 0.999
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsslSection {
+    /// Seen classes of `data.id` as a class list (`"2-7"`, `"0,3,9"`); they become labels
+    /// `0..K` in the order written. Required.
+    #[serde(default)]
+    pub seen_classes: Option<String>,
+    /// Labelled images per seen class (IOMatch: 4 or 25). Required.
+    #[serde(default)]
+    pub labels_per_class: Option<usize>,
+    /// Whether the unlabelled set also holds the labelled images (USB / IOMatch: true).
+    #[serde(default)]
+    pub include_labelled_in_unlabelled: Option<bool>,
+    /// Unlabelled images per labelled image in a batch, μ (`uratio: 7`); the labelled batch
+    /// is `train.batch_size` (64).
+    #[serde(default)]
+    pub mu: Option<usize>,
+    /// Iterations per epoch (USB: `num_train_iter / epoch` = 262144 / 256 = 1024). The
+    /// budget is `train.epochs × iters_per_epoch` iterations.
+    #[serde(default)]
+    pub iters_per_epoch: Option<usize>,
+    /// Evaluate the EMA model every this many iterations (`num_eval_iter: 1024`); 0 = only
+    /// at the end.
+    #[serde(default)]
+    pub eval_every_iters: Option<usize>,
+    /// EMA momentum `m` of the evaluated model (`ema_m: 0.999`).
+    #[serde(default)]
+    pub ema_momentum: Option<f64>,
+    /// Learning-rate schedule (default `usb`).
+    #[serde(default)]
+    pub lr_schedule: Option<LrSchedule>,
+    /// View preset; by default `digits` for 1-channel images up to 28 pixels, else `usb`.
+    #[serde(default)]
+    pub views: Option<ViewPreset>,
+    /// Confidence threshold on the weak view's max probability (`p_cutoff: 0.95`). FixMatch
+    /// also uses it at test time to predict "unknown".
+    #[serde(default)]
+    pub p_cutoff: Option<f64>,
+    /// Weight of the unlabelled term (`ulb_loss_ratio: 1.0`): FixMatch's `λ_u`, IOMatch's
+    /// `L_ui`.
+    #[serde(default)]
+    pub lambda_u: Option<f64>,
+    /// IOMatch: threshold on the open-set targets `max q̃` (`q_cutoff: 0.5`).
+    #[serde(default)]
+    pub q_cutoff: Option<f64>,
+    /// IOMatch: weight of the open-set loss `L_op` (`op_loss_ratio: 1.0`).
+    #[serde(default)]
+    pub lambda_op: Option<f64>,
+    /// IOMatch: weight of the one-vs-all loss `L_mb` (`mb_loss_ratio: 1.0`).
+    #[serde(default)]
+    pub lambda_mb: Option<f64>,
+    /// IOMatch: distribution alignment of the closed-set targets (default off, as the
+    /// CIFAR-10 configs; the CIFAR-100 configs run with it).
+    #[serde(default)]
+    pub dist_align: Option<bool>,
+    /// IOMatch: length of the alignment queue (`da_len: 128`).
+    #[serde(default)]
+    pub da_len: Option<usize>,
+    /// IOMatch: output size of the projector (`proj_size = 128`).
+    #[serde(default)]
+    pub proj_dim: Option<usize>,
+}
+
+impl OsslSection {
+    /// `seen_classes`, or an empty string when absent ([`OsslSection::validate`] rejects
+    /// that).
+    pub fn seen_classes(&self) -> &str {
+        self.seen_classes.as_deref().unwrap_or("")
+    }
+
+    /// `labels_per_class` (0 when absent; rejected by [`OsslSection::validate`]).
+    pub fn labels_per_class(&self) -> usize {
+        self.labels_per_class.unwrap_or(0)
+    }
+
+    /// The split settings.
+    pub fn split_config(&self) -> OsslConfig {
+        OsslConfig {
+            seen_classes: self.seen_classes().to_string(),
+            labels_per_class: self.labels_per_class(),
+            include_labelled_in_unlabelled: self.include_labelled_in_unlabelled.unwrap_or(true),
+        }
+    }
+
+    /// μ (7).
+    pub fn mu(&self) -> usize {
+        self.mu.unwrap_or(7)
+    }
+
+    /// Iterations per epoch (1024).
+    pub fn iters_per_epoch(&self) -> usize {
+        self.iters_per_epoch.unwrap_or(1024)
+    }
+
+    /// Evaluation period in iterations (1024; 0 = only at the end).
+    pub fn eval_every_iters(&self) -> usize {
+        self.eval_every_iters.unwrap_or(1024)
+    }
+
+    /// EMA momentum (0.999).
+    pub fn ema_momentum(&self) -> f64 {
+        self.ema_momentum.unwrap_or(0.999)
+    }
+
+    /// Learning-rate schedule (`usb`).
+    pub fn lr_schedule(&self) -> LrSchedule {
+        self.lr_schedule.unwrap_or(LrSchedule::Usb)
+    }
+
+    /// Projector output size (128).
+    pub fn proj_dim(&self) -> usize {
+        self.proj_dim.unwrap_or(128)
+    }
+
+    /// The FixMatch loss settings: USB's defaults with this section's overrides.
+    pub fn fixmatch(&self) -> FixMatchConfig {
+        let mut c = FixMatchConfig::new();
+        if let Some(v) = self.p_cutoff {
+            c.p_cutoff = v;
+        }
+        if let Some(v) = self.lambda_u {
+            c.lambda_u = v;
+        }
+        c
+    }
+
+    /// The IOMatch loss settings: the official defaults with this section's overrides.
+    pub fn iomatch(&self) -> IoMatchConfig {
+        let mut c = IoMatchConfig::new();
+        if let Some(v) = self.p_cutoff {
+            c.p_cutoff = v;
+        }
+        if let Some(v) = self.q_cutoff {
+            c.q_cutoff = v;
+        }
+        if let Some(v) = self.lambda_u {
+            c.lambda_u = v;
+        }
+        if let Some(v) = self.lambda_op {
+            c.lambda_op = v;
+        }
+        if let Some(v) = self.lambda_mb {
+            c.lambda_mb = v;
+        }
+        if let Some(v) = self.dist_align {
+            c.dist_align = v;
+        }
+        if let Some(v) = self.da_len {
+            c.da_len = v;
+        }
+        c
+    }
+
+    /// The confidence threshold (`p_cutoff`, 0.95).
+    pub fn p_cutoff(&self) -> f64 {
+        self.p_cutoff.unwrap_or(0.95)
+    }
+
+    /// Checks the values for `recipe`: the split keys are present, counts are positive,
+    /// the momentum and thresholds are in `[0, 1]`, and IOMatch-only keys are not given to
+    /// FixMatch.
+    pub fn validate(&self, recipe: RecipeKind) -> std::result::Result<(), String> {
+        match self.seen_classes.as_deref() {
+            None => {
+                return Err(format!(
+                    "`seen_classes` is required for recipe `{}` (e.g. \"2-7\" for CIFAR-10 6/4, \
+                     \"0-5\" for digits)",
+                    recipe.name()
+                ))
+            }
+            Some(s) => {
+                unseen_data::splits::ClassSpec::parse(s)
+                    .map_err(|e| format!("`seen_classes` = {s:?}: {e}"))?;
+            }
+        }
+        match self.labels_per_class {
+            None => {
+                return Err(format!(
+                    "`labels_per_class` is required for recipe `{}` (IOMatch uses 4 and 25)",
+                    recipe.name()
+                ))
+            }
+            Some(0) => return Err("`labels_per_class` must be at least 1".into()),
+            Some(_) => {}
+        }
+        for (name, v) in [
+            ("mu", self.mu),
+            ("iters_per_epoch", self.iters_per_epoch),
+            ("proj_dim", self.proj_dim),
+            ("da_len", self.da_len),
+        ] {
+            if v == Some(0) {
+                return Err(format!("`{name}` must be at least 1"));
+            }
+        }
+        let m = self.ema_momentum();
+        if !(0.0..=1.0).contains(&m) {
+            return Err(format!("`ema_momentum` must lie in [0, 1], got {m}"));
+        }
+        match recipe {
+            RecipeKind::Fixmatch => {
+                for (name, given) in [
+                    ("q_cutoff", self.q_cutoff.is_some()),
+                    ("lambda_op", self.lambda_op.is_some()),
+                    ("lambda_mb", self.lambda_mb.is_some()),
+                    ("dist_align", self.dist_align.is_some()),
+                    ("da_len", self.da_len.is_some()),
+                    ("proj_dim", self.proj_dim.is_some()),
+                ] {
+                    if given {
+                        return Err(format!(
+                            "`{name}` is an IOMatch setting; recipe `fixmatch` does not use it"
+                        ));
+                    }
+                }
+                self.fixmatch().validate().map_err(|e| e.to_string())
+            }
+            RecipeKind::Iomatch => self.iomatch().validate().map_err(|e| e.to_string()),
+            other => Err(format!(
+                "[ossl] applies to the fixmatch and iomatch recipes, not `{}`",
+                other.name()
+            )),
+        }
+    }
+}
+
+/// Checks the parts of a config outside `[ossl]` that an OSSL run reads differently.
+fn check_config(cfg: &ExperimentConfig) -> Result<()> {
+    let name = cfg.recipe.name();
+    if !cfg.data.ood.is_empty() {
+        bail!(
+            "recipe `{name}` evaluates on the unseen classes of `data.id` (its test split); \
+             remove the [[data.ood]] tables"
+        );
+    }
+    if cfg.data.outliers.is_some() {
+        bail!(
+            "recipe `{name}` takes its outliers from the unseen classes of `data.id`; remove \
+             [data.outliers]"
+        );
+    }
+    if cfg.train.eval_every != 0 {
+        bail!(
+            "recipe `{name}` evaluates every `ossl.eval_every_iters` iterations; remove \
+             `train.eval_every`"
+        );
+    }
+    if cfg.data.id.classes.is_some() {
+        bail!(
+            "recipe `{name}` needs every class of `data.id` (the seen ones are chosen with \
+             `ossl.seen_classes`, the others are the unseen ones); remove `data.id.classes`"
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Data
+// ---------------------------------------------------------------------------------------
+
+/// The split of an OSSL run and its test sets.
+#[derive(Debug, Clone)]
+pub struct OsslData {
+    /// The labelled / unlabelled split of the training set.
+    pub split: OsslSplit,
+    /// The closed-set and full test sets.
+    pub test: OsslTest,
+    /// `split.labelled`, shared with the loaders.
+    pub labelled: Arc<ImageSet>,
+    /// `split.unlabelled`, shared with the loaders.
+    pub unlabelled: Arc<ImageSet>,
+    /// `test.full`, shared with the evaluation loader.
+    pub full_test: Arc<ImageSet>,
+}
+
+/// Loads `data.id` (train and test splits) and splits it by `[ossl]`, seeded with
+/// `cfg.seed`.
+///
+/// # Errors
+/// Missing data, a class list naming an absent class, no unseen class, or more labels per
+/// class than a seen class has images (the message names the class and both counts).
+pub fn load_data(cfg: &ExperimentConfig, sec: &OsslSection) -> Result<OsslData> {
+    let d = &cfg.data;
+    let train = crate::data_setup::load_dataset(&d.id, true, cfg.seed, "data.id", &d.preprocess)?;
+    let test = crate::data_setup::load_dataset(&d.id, false, cfg.seed, "data.id", &d.preprocess)?;
+    if train.channels != cfg.model.in_channels {
+        bail!(
+            "data.id has {} channel(s) but `model.in_channels` is {}",
+            train.channels,
+            cfg.model.in_channels
+        );
+    }
+    let split = OsslSplit::new(&train, &sec.split_config(), cfg.seed).context("[ossl] split")?;
+    let test = split.test(&test).context("[ossl] test split")?;
+    Ok(OsslData {
+        labelled: Arc::new(split.labelled.clone()),
+        unlabelled: Arc::new(split.unlabelled.clone()),
+        full_test: Arc::new(test.full.clone()),
+        split,
+        test,
+    })
+}
+
+/// The weak and strong views of a run (see [`ViewPreset`]).
+pub fn views(
+    cfg: &ExperimentConfig,
+    sec: &OsslSection,
+    set: &ImageSet,
+) -> (ViewAugment, ViewAugment) {
+    let (mean, std) = (cfg.data.augment.mean.clone(), cfg.data.augment.std.clone());
+    let preset = sec
+        .views
+        .unwrap_or(if set.channels == 1 && set.height <= 28 {
+            ViewPreset::Digits
+        } else {
+            ViewPreset::Usb
+        });
+    match preset {
+        ViewPreset::Digits => (
+            ViewAugment::digits_weak(mean.clone(), std.clone()),
+            ViewAugment::digits_strong(mean, std),
+        ),
+        ViewPreset::Usb => (
+            ViewAugment::usb_weak(set.height, mean.clone(), std.clone()),
+            ViewAugment::usb_strong(set.height, mean, std),
+        ),
+    }
+}
+
+/// A generator for `(seed, stream, parts...)`: the derivation `unseen_data`'s loaders use.
+fn derived_rng(seed: u64, stream: &str, parts: &[u64]) -> Rng {
+    let mut key = Rng::stream(seed, stream).next_u64();
+    for &p in parts {
+        key = Rng::new(key ^ p).next_u64();
+    }
+    Rng::new(key)
+}
+
+/// An endless stream of batches drawn as USB's `RandomSampler` (concatenated seeded
+/// permutations of the set), each image augmented into one or more views (see the
+/// [module docs](self#sampling)). Batch `t` is a pure function of `(seed, name, t)`.
+#[derive(Debug, Clone)]
+pub struct ViewStream {
+    set: Arc<ImageSet>,
+    views: Vec<ViewAugment>,
+    batch_size: usize,
+    seed: u64,
+    name: String,
+    cache: Option<(usize, Vec<usize>)>,
+}
+
+impl ViewStream {
+    /// A stream of `batch_size` images of `set` per batch, each with `views.len()` views.
+    ///
+    /// # Errors
+    /// An empty set, no view, batch size 0, or a view that does not fit the images.
+    pub fn new(
+        set: Arc<ImageSet>,
+        views: Vec<ViewAugment>,
+        batch_size: usize,
+        seed: u64,
+        name: &str,
+    ) -> Result<Self> {
+        if set.is_empty() {
+            bail!("{name} stream: the image set is empty");
+        }
+        if views.is_empty() || batch_size == 0 {
+            bail!("{name} stream: needs at least one view and a batch size of at least 1");
+        }
+        for (v, view) in views.iter().enumerate() {
+            view.validate(set.channels, set.height, set.width)
+                .with_context(|| format!("{name} stream, view {v}"))?;
+        }
+        Ok(Self {
+            set,
+            views,
+            batch_size,
+            seed,
+            name: name.to_string(),
+            cache: None,
+        })
+    }
+
+    /// The images this stream reads.
+    pub fn set(&self) -> &Arc<ImageSet> {
+        &self.set
+    }
+
+    /// The set's indices of batch `t`: positions `t·b .. (t + 1)·b` of the concatenated
+    /// permutations.
+    pub fn indices(&mut self, t: usize) -> Vec<usize> {
+        let n = self.set.len();
+        let b = self.batch_size;
+        (t * b..(t + 1) * b)
+            .map(|p| {
+                let m = p / n;
+                if self.cache.as_ref().map(|c| c.0) != Some(m) {
+                    let perm = derived_rng(self.seed, &self.name, &[m as u64]).permutation(n);
+                    self.cache = Some((m, perm));
+                }
+                self.cache.as_ref().expect("filled above").1[p % n]
+            })
+            .collect()
+    }
+
+    /// Batch `t`.
+    pub fn batch(&mut self, t: usize) -> MultiViewBatch {
+        let indices = self.indices(t);
+        let set = &*self.set;
+        let (c, h, w) = (set.channels, set.height, set.width);
+        let per = set.image_size();
+        let stream = format!("{}-augment", self.name);
+        let views = self
+            .views
+            .iter()
+            .enumerate()
+            .map(|(v, view)| {
+                let mut out = vec![0f32; indices.len() * per];
+                out.par_chunks_mut(per)
+                    .zip(indices.par_iter())
+                    .enumerate()
+                    .for_each(|(k, (dst, &i))| {
+                        let mut rng =
+                            derived_rng(self.seed, &stream, &[t as u64, k as u64, v as u64]);
+                        view.apply(set.image(i), c, h, w, &mut rng, dst);
+                    });
+                out
+            })
+            .collect();
+        MultiViewBatch {
+            views,
+            labels: indices.iter().map(|&i| set.labels[i]).collect(),
+            shape: [indices.len(), c, h, w],
+            indices,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Model
+// ---------------------------------------------------------------------------------------
+
+/// IOMatch's heads on the backbone features `d` (`IOMatchNet`, `iomatch.py`): the projector
+/// `mlp_proj = Linear(d, d) → ReLU → Linear(d, 128)`, and on the **projection** both the
+/// multi-binary one-vs-all head `mb_classifiers = Linear(128, 2K, bias=False)` and the
+/// open-set head `openset_classifier = Linear(128, K + 1)`. The closed-set head is the
+/// backbone's own linear head on the features (`backbone(feat, only_fc=True)`).
+///
+/// Initialisation as `IOMatchNet.__init__`: PyTorch's default `U(±1/√fan_in)` for the
+/// projector, `xavier_normal_` for both classifiers' weights, a zero bias for the open-set
+/// head; drawn from a seeded generator.
+#[derive(Module, Debug)]
+pub struct IoMatchHeads<B: Backend> {
+    /// `mlp_proj[0]`: `d -> d`.
+    pub proj1: Linear<B>,
+    /// `mlp_proj[2]`: `d -> proj_dim`.
+    pub proj2: Linear<B>,
+    /// `mb_classifiers`: `proj_dim -> 2K`, no bias; columns `0..K` are the "outlier" and
+    /// `K..2K` the "inlier" logits (the reference's `view(n, 2, K)`).
+    pub mb: Linear<B>,
+    /// `openset_classifier`: `proj_dim -> K + 1`.
+    pub open: Linear<B>,
+}
+
+fn linear_from<B: Backend>(
+    d_in: usize,
+    d_out: usize,
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    device: &B::Device,
+) -> Linear<B> {
+    let mut l = LinearConfig::new(d_in, d_out)
+        .with_bias(bias.is_some())
+        .init::<B>(device);
+    l.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(weight, [d_in, d_out]),
+        device,
+    ));
+    l.bias =
+        bias.map(|b| Param::from_tensor(Tensor::from_data(TensorData::new(b, [d_out]), device)));
+    l
+}
+
+impl<B: Backend> IoMatchHeads<B> {
+    /// Heads for features of size `d`, `k` seen classes and a `proj_dim` projection,
+    /// initialised from `rng`.
+    pub fn new(d: usize, k: usize, proj_dim: usize, rng: &mut Rng, device: &B::Device) -> Self {
+        let mut uniform = |fan_in: usize, n: usize| -> Vec<f32> {
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            (0..n)
+                .map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32)
+                .collect()
+        };
+        let p1w = uniform(d, d * d);
+        let p1b = uniform(d, d);
+        let p2w = uniform(d, d * proj_dim);
+        let p2b = uniform(d, proj_dim);
+        let mut xavier = |fan_in: usize, fan_out: usize| -> Vec<f32> {
+            let std = (2.0 / (fan_in + fan_out) as f64).sqrt();
+            (0..fan_in * fan_out)
+                .map(|_| (rng.normal() * std) as f32)
+                .collect()
+        };
+        let mbw = xavier(proj_dim, 2 * k);
+        let openw = xavier(proj_dim, k + 1);
+        Self {
+            proj1: linear_from(d, d, p1w, Some(p1b), device),
+            proj2: linear_from(d, proj_dim, p2w, Some(p2b), device),
+            mb: linear_from(proj_dim, 2 * k, mbw, None, device),
+            open: linear_from(proj_dim, k + 1, openw, Some(vec![0.0; k + 1]), device),
+        }
+    }
+
+    /// `(one-vs-all logits [n, 2K], open-set logits [n, K + 1])` of features `[n, d]`.
+    pub fn forward(&self, features: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let proj = self.proj2.forward(relu(self.proj1.forward(features)));
+        (self.mb.forward(proj.clone()), self.open.forward(proj))
+    }
+}
+
+/// The network of an OSSL run: the backbone (its head is the closed-set classifier over
+/// the `K` seen classes) and, for IOMatch, the [`IoMatchHeads`].
+#[derive(Module, Debug)]
+pub struct OsslModel<B: Backend> {
+    /// Backbone with a `K`-class head.
+    pub backbone: Backbone<B>,
+    /// IOMatch's projector, one-vs-all and open-set heads (`None` for FixMatch).
+    pub heads: Option<IoMatchHeads<B>>,
+}
+
+/// What [`OsslModel::forward`] returns.
+#[derive(Debug, Clone)]
+pub struct OsslOutput<B: Backend> {
+    /// Closed-set logits `[n, K]`.
+    pub logits: Tensor<B, 2>,
+    /// One-vs-all logits `[n, 2K]` (IOMatch).
+    pub ova: Option<Tensor<B, 2>>,
+    /// Open-set logits `[n, K + 1]` (IOMatch).
+    pub open: Option<Tensor<B, 2>>,
+}
+
+impl<B: Backend> OsslModel<B> {
+    /// Every head's logits for images `[n, c, h, w]`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> OsslOutput<B> {
+        let (features, logits) = self.backbone.forward(x);
+        let (ova, open) = match &self.heads {
+            Some(h) => {
+                let (ova, open) = h.forward(features);
+                (Some(ova), Some(open))
+            }
+            None => (None, None),
+        };
+        OsslOutput { logits, ova, open }
+    }
+
+    /// Number of seen classes `K`.
+    pub fn num_classes(&self) -> usize {
+        self.backbone.num_classes()
+    }
+}
+
+/// Builds the network of a run: the backbone (seeded initialisation, then `model.weights`
+/// when `with_weights`) with a `k`-class head, plus IOMatch's heads for `iomatch`.
+pub fn build_model<B: Backend>(
+    cfg: &ExperimentConfig,
+    sec: &OsslSection,
+    k: usize,
+    img_size: usize,
+    device: &B::Device,
+    with_weights: bool,
+) -> Result<OsslModel<B>> {
+    if let Some(n) = cfg.model.num_classes {
+        if n != k {
+            bail!(
+                "model.num_classes = {n} but [ossl] has {k} seen classes; the closed-set head \
+                 has one output per seen class (remove the key)"
+            );
+        }
+    }
+    let mut spec = cfg.model.clone();
+    if !with_weights {
+        spec.weights = None;
+    }
+    let backbone =
+        crate::train::build_backbone(&spec, k, img_size, cfg.seed, device, !with_weights)?;
+    let heads = match cfg.recipe {
+        RecipeKind::Iomatch => {
+            let mut rng = Rng::stream(cfg.seed, "ossl-heads");
+            Some(IoMatchHeads::new(
+                backbone.feature_dim(),
+                k,
+                sec.proj_dim(),
+                &mut rng,
+                device,
+            ))
+        }
+        _ => None,
+    };
+    Ok(OsslModel { backbone, heads })
+}
+
+// ---------------------------------------------------------------------------------------
+// EMA
+// ---------------------------------------------------------------------------------------
+
+struct CollectFloats<B: Backend>(Vec<Tensor<B, 1>>);
+
+impl<B: Backend> ModuleVisitor<B> for CollectFloats<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let t = param.val();
+        let n = t.shape().num_elements();
+        self.0.push(t.reshape([n]));
+    }
+}
+
+struct Blend<B: Backend> {
+    ema: std::vec::IntoIter<Tensor<B, 1>>,
+    momentum: f64,
+    stack: Vec<String>,
+}
+
+impl<B: Backend> ModuleMapper<B> for Blend<B> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.stack.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.stack.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let old = self
+            .ema
+            .next()
+            .expect("EMA and model have the same structure");
+        let buffer = matches!(
+            self.stack.last().map(String::as_str),
+            Some("running_mean" | "running_var")
+        );
+        let tensor = if buffer {
+            tensor
+        } else {
+            let shape = tensor.shape();
+            old.reshape(shape)
+                .mul_scalar(self.momentum)
+                .add(tensor.mul_scalar(1.0 - self.momentum))
+        };
+        Param::from_mapped_value(id, tensor, mapper)
+    }
+}
+
+/// USB's EMA step (see the [module docs](self#ema)): every parameter becomes
+/// `m·ema + (1 − m)·model`, every BatchNorm running statistic the model's.
+///
+/// # Panics
+/// If the two modules differ in structure.
+pub fn ema_update<B: Backend, M: Module<B>>(ema: &M, model: M, momentum: f64) -> M {
+    let mut collect = CollectFloats(Vec::new());
+    ema.visit(&mut collect);
+    let mut blend = Blend {
+        ema: collect.0.into_iter(),
+        momentum,
+        stack: Vec::new(),
+    };
+    let out = model.map(&mut blend);
+    assert!(
+        blend.ema.next().is_none(),
+        "EMA and model have the same structure"
+    );
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Schedule
+// ---------------------------------------------------------------------------------------
+
+/// USB's `get_cosine_schedule_with_warmup(num_cycles = 7/16)` at iteration `step` of
+/// `total`: `lr·step/warmup` during the warm-up, then `lr·max(0, cos(7π/16 · t/T))` with
+/// `t` iterations after the warm-up out of `T = total − warmup`.
+pub fn usb_cosine_lr(step: usize, total: usize, warmup: usize, lr: f64) -> f64 {
+    if step < warmup {
+        return lr * step as f64 / warmup.max(1) as f64;
+    }
+    let t = (step - warmup) as f64 / total.saturating_sub(warmup).max(1) as f64;
+    lr * (std::f64::consts::PI * 7.0 / 16.0 * t).cos().max(0.0)
+}
+
+// ---------------------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------------------
+
+/// sklearn's `balanced_accuracy_score`: the mean over the classes present in `labels` of
+/// the fraction of that class predicted correctly. `None` for empty input or mismatched
+/// lengths.
+pub fn balanced_accuracy(preds: &[usize], labels: &[usize]) -> Option<f64> {
+    per_class_recall(preds, labels).map(|r| {
+        let present: Vec<f64> = r.into_iter().flatten().collect();
+        present.iter().sum::<f64>() / present.len() as f64
+    })
+}
+
+/// Recall of each class `0..=max(label)` (`None` for a class with no sample).
+fn per_class_recall(preds: &[usize], labels: &[usize]) -> Option<Vec<Option<f64>>> {
+    if preds.len() != labels.len() || labels.is_empty() {
+        return None;
+    }
+    let n = labels.iter().max().copied().unwrap_or(0) + 1;
+    let mut total = vec![0usize; n];
+    let mut hit = vec![0usize; n];
+    for (&p, &y) in preds.iter().zip(labels) {
+        total[y] += 1;
+        hit[y] += (p == y) as usize;
+    }
+    Some(
+        total
+            .iter()
+            .zip(&hit)
+            .map(|(&t, &h)| (t > 0).then(|| h as f64 / t as f64))
+            .collect(),
+    )
+}
+
+/// Per-image outputs on the full test set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OsslPredictions {
+    /// `argmax` of the closed-set head, in `0..K`.
+    pub closed: Vec<usize>,
+    /// Open-set prediction in `0..=K` (`K` = unknown).
+    pub open: Vec<usize>,
+    /// Unknown score, higher = more likely unseen.
+    pub unknown: Vec<f32>,
+}
+
+/// Open-set predictions and unknown scores from softmax probabilities (row-major): with
+/// `open_probs` (IOMatch, `K + 1` columns) the open prediction is its argmax and the score
+/// its last column; without (FixMatch) the prediction is `K` when `max p < p_cutoff` and
+/// the score `1 − max p`.
+pub fn open_set_outputs(
+    probs: &[f32],
+    k: usize,
+    open_probs: Option<&[f32]>,
+    p_cutoff: f64,
+) -> OsslPredictions {
+    let argmax = |r: &[f32]| {
+        let mut best = 0;
+        for (i, &v) in r.iter().enumerate() {
+            if v > r[best] {
+                best = i;
+            }
+        }
+        best
+    };
+    let mut out = OsslPredictions {
+        closed: Vec::new(),
+        open: Vec::new(),
+        unknown: Vec::new(),
+    };
+    for (i, row) in probs.chunks(k).enumerate() {
+        let c = argmax(row);
+        out.closed.push(c);
+        match open_probs {
+            Some(q) => {
+                let q = &q[i * (k + 1)..(i + 1) * (k + 1)];
+                out.open.push(argmax(q));
+                out.unknown.push(q[k]);
+            }
+            None => {
+                let maxp = row[c];
+                out.open.push(if (maxp as f64) < p_cutoff { k } else { c });
+                out.unknown.push(1.0 - maxp);
+            }
+        }
+    }
+    out
+}
+
+/// Runs `model` (inference mode) over `set` and returns its predictions.
+pub fn predict<B: Backend>(
+    model: &OsslModel<B>,
+    set: &Arc<ImageSet>,
+    cfg: &ExperimentConfig,
+    p_cutoff: f64,
+    device: &B::Device,
+) -> Result<OsslPredictions> {
+    let aug = Augment::normalize_only(cfg.data.augment.mean.clone(), cfg.data.augment.std.clone());
+    let loader = Loader::new(set.clone(), cfg.eval.batch_size, false, false, aug, 0)
+        .context("evaluation loader")?;
+    let k = model.num_classes();
+    let (mut probs, mut open) = (Vec::new(), Vec::new());
+    for batch in loader.epoch(0) {
+        let x = Tensor::<B, 4>::from_data(TensorData::new(batch.images, batch.shape), device);
+        let out = model.forward(x);
+        let to_vec = |t: Tensor<B, 2>| -> Vec<f32> {
+            softmax(t, 1)
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("f32 data")
+        };
+        probs.extend(to_vec(out.logits));
+        if let Some(o) = out.open {
+            open.extend(to_vec(o));
+        }
+    }
+    let open = model.heads.is_some().then_some(open.as_slice());
+    Ok(open_set_outputs(&probs, k, open, p_cutoff))
+}
+
+/// The `ossl` section of `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OsslMetrics {
+    /// Recipe (`fixmatch` / `iomatch`).
+    pub recipe: String,
+    /// Closed-set accuracy of the closed head on the seen test images (fraction).
+    pub closed_accuracy: f64,
+    /// Balanced accuracy over `K + 1` classes on the full test set (fraction).
+    pub open_balanced_accuracy: f64,
+    /// AUROC of the unknown score, unseen test images positive (fraction).
+    pub auroc: f64,
+    /// Recall of each of the `K + 1` classes on the full test set (the last is "unknown").
+    pub open_recall: Vec<f64>,
+    /// What the unknown score is.
+    pub unknown_score: String,
+    /// How the open-set prediction is made.
+    pub open_prediction: String,
+    /// Number of seen classes `K`.
+    pub num_seen_classes: usize,
+    /// Number of unseen classes.
+    pub num_unseen_classes: usize,
+    /// The seen classes of `data.id`, as configured.
+    pub seen_classes: String,
+    /// Labelled images per seen class.
+    pub labels_per_class: usize,
+    /// Labelled / unlabelled training images.
+    pub labelled_images: usize,
+    /// Unlabelled training images (labelled ones included when configured).
+    pub unlabelled_images: usize,
+    /// Seen-class test images (closed-set accuracy).
+    pub closed_test_images: usize,
+    /// All test images (open-set metrics).
+    pub full_test_images: usize,
+    /// Training iterations done.
+    pub iterations: usize,
+    /// The evaluated weights (`ema`).
+    pub evaluated_model: String,
+    /// Wall time of `trainer train` in seconds (data, training, evaluations); for a resumed
+    /// run, of the resumed part only. Absent from `trainer eval`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub train_seconds: Option<f64>,
+}
+
+/// `metrics.json` of an OSSL run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OsslMetricsFile {
+    /// Run name.
+    pub run: String,
+    /// Recipe.
+    pub recipe: String,
+    /// Master seed.
+    pub seed: u64,
+    /// Device label.
+    pub device: String,
+    /// The metrics.
+    pub ossl: OsslMetrics,
+}
+
+/// A finished evaluation: metrics and per-image outputs on the full test set.
+#[derive(Debug, Clone)]
+pub struct OsslEvaluation {
+    /// What goes to `metrics.json`.
+    pub metrics: OsslMetricsFile,
+    /// Per-image outputs (full test set order).
+    pub predictions: OsslPredictions,
+    /// `K + 1`-class labels of the full test set.
+    pub labels: Vec<usize>,
+}
+
+/// Evaluates `model` on the test sets of `data`.
+pub fn evaluate<B: Backend>(
+    model: &OsslModel<B>,
+    cfg: &ExperimentConfig,
+    sec: &OsslSection,
+    data: &OsslData,
+    device_label: &str,
+    device: &B::Device,
+    iterations: usize,
+) -> Result<OsslEvaluation> {
+    let k = data.split.num_seen;
+    let p = predict(model, &data.full_test, cfg, sec.p_cutoff(), device)?;
+    let labels: Vec<usize> = data.full_test.labels.iter().map(|&l| l as usize).collect();
+    let seen: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] < k).collect();
+    if seen.is_empty() || seen.len() == labels.len() {
+        bail!(
+            "the test split of data.id needs images of seen and of unseen classes ({} of {} \
+             are seen)",
+            seen.len(),
+            labels.len()
+        );
+    }
+    let closed =
+        seen.iter().filter(|&&i| p.closed[i] == labels[i]).count() as f64 / seen.len() as f64;
+    let recall = per_class_recall(&p.open, &labels).context("open-set recall")?;
+    let open_ba = balanced_accuracy(&p.open, &labels).context("open-set balanced accuracy")?;
+    let (mut id, mut ood) = (Vec::new(), Vec::new());
+    for (i, &y) in labels.iter().enumerate() {
+        if y < k {
+            id.push(-p.unknown[i]);
+        } else {
+            ood.push(-p.unknown[i]);
+        }
+    }
+    let auroc = unseen_eval::metrics::auroc(&id, &ood).context("AUROC of the unknown score")?;
+    let (unknown_score, open_prediction) = if model.heads.is_some() {
+        (
+            "softmax(open-set head)[K]",
+            "argmax softmax(open-set head) over K + 1 classes",
+        )
+    } else {
+        (
+            "1 - max softmax(closed head)",
+            "K (unknown) when max softmax(closed head) < p_cutoff, else its argmax",
+        )
+    };
+    let metrics = OsslMetricsFile {
+        run: cfg.name.clone(),
+        recipe: cfg.recipe.name().to_string(),
+        seed: cfg.seed,
+        device: device_label.to_string(),
+        ossl: OsslMetrics {
+            recipe: cfg.recipe.name().to_string(),
+            closed_accuracy: closed,
+            open_balanced_accuracy: open_ba,
+            auroc,
+            open_recall: recall.into_iter().map(|r| r.unwrap_or(0.0)).collect(),
+            unknown_score: unknown_score.into(),
+            open_prediction: open_prediction.into(),
+            num_seen_classes: k,
+            num_unseen_classes: data.split.num_unseen(),
+            seen_classes: sec.seen_classes().to_string(),
+            labels_per_class: sec.labels_per_class(),
+            labelled_images: data.labelled.len(),
+            unlabelled_images: data.unlabelled.len(),
+            closed_test_images: seen.len(),
+            full_test_images: labels.len(),
+            iterations,
+            evaluated_model: "ema".into(),
+            train_seconds: None,
+        },
+    };
+    Ok(OsslEvaluation {
+        metrics,
+        predictions: p,
+        labels,
+    })
+}
+
+impl OsslMetricsFile {
+    /// The printable summary.
+    pub fn summary(&self) -> String {
+        let m = &self.ossl;
+        let mut s = format!(
+            "{} [{}]: {} seen ({}) / {} unseen classes, {} labels per class, EMA model after {} \
+             iterations\n\
+             closed-set accuracy (closed head, {} seen test images): {:.2}%\n\
+             open-set balanced accuracy ({} classes, {} test images): {:.2}%\n\
+             AUROC of the unknown score ({}; unseen positive): {:.2}%\n",
+            self.run,
+            self.recipe,
+            m.num_seen_classes,
+            m.seen_classes,
+            m.num_unseen_classes,
+            m.labels_per_class,
+            m.iterations,
+            m.closed_test_images,
+            100.0 * m.closed_accuracy,
+            m.num_seen_classes + 1,
+            m.full_test_images,
+            100.0 * m.open_balanced_accuracy,
+            m.unknown_score,
+            100.0 * m.auroc,
+        );
+        if let Some(t) = m.train_seconds {
+            s += &format!("run time: {t:.1}s\n");
+        }
+        s
+    }
+
+    /// `report.md`.
+    pub fn report_markdown(&self) -> String {
+        let m = &self.ossl;
+        let recall = m
+            .open_recall
+            .iter()
+            .map(|r| format!("{:.2}", 100.0 * r))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        format!(
+            "# {}\n\nRecipe `{}`, seed {}, device `{}`; {} seen classes (`{}`), {} unseen, {} \
+             labels per class; EMA model after {} iterations.\n\n\
+             | metric | value |\n|---|---|\n\
+             | closed-set accuracy | {:.2} |\n\
+             | open-set balanced accuracy | {:.2} |\n\
+             | AUROC (unseen positive) | {:.2} |\n\n\
+             Open-set prediction: {}. Unknown score: {}.\n\n\
+             Per-class recall on the full test set (seen classes, then unknown): {}\n",
+            self.run,
+            self.recipe,
+            self.seed,
+            self.device,
+            m.num_seen_classes,
+            m.seen_classes,
+            m.num_unseen_classes,
+            m.labels_per_class,
+            m.iterations,
+            100.0 * m.closed_accuracy,
+            100.0 * m.open_balanced_accuracy,
+            100.0 * m.auroc,
+            m.open_prediction,
+            m.unknown_score,
+            recall
+        )
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
+        write_atomic(
+            &dir.join("metrics.json"),
+            (serde_json::to_string_pretty(self)? + "\n").as_bytes(),
+        )?;
+        write_atomic(&dir.join("report.md"), self.report_markdown().as_bytes())
+    }
+}
+
+impl OsslEvaluation {
+    /// `predictions.csv`: `index,label,is_unseen,closed_pred,open_pred,unknown_score`, one
+    /// row per full-test image (index into `data.id`'s test split; labels in `0..=K`, `K`
+    /// for every unseen class).
+    pub fn predictions_csv(&self, k: usize) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        writeln!(
+            buf,
+            "index,label,is_unseen,closed_pred,open_pred,unknown_score"
+        )?;
+        let p = &self.predictions;
+        for (i, &y) in self.labels.iter().enumerate() {
+            writeln!(
+                buf,
+                "{i},{y},{},{},{},{:e}",
+                (y >= k) as u8,
+                p.closed[i],
+                p.open[i],
+                p.unknown[i]
+            )?;
+        }
+        Ok(buf)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Checkpoint extras
+// ---------------------------------------------------------------------------------------
+
+fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
+    NamedMpkFileRecorder::<FullPrecisionSettings>::new()
+}
+
+/// What `checkpoints/last/ossl.json` holds besides the EMA weights (`ema.mpk`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OsslState {
+    /// The step the EMA and queue belong to (must match `state.json`).
+    step: usize,
+    /// Distribution-alignment queue `[len, K]` (row-major) and its next slot.
+    dist_align: Option<(Vec<f32>, [usize; 2], usize)>,
+}
+
+fn save_extras<B: Backend, Q: Backend>(
+    dir: &Path,
+    ema: &OsslModel<B>,
+    queue: Option<&DistAlignQueue<Q>>,
+    step: usize,
+) -> Result<()> {
+    ema.clone()
+        .save_file(dir.join("ema"), &recorder())
+        .with_context(|| format!("cannot write {}", dir.join("ema.mpk").display()))?;
+    let dist_align = queue.map(|q| {
+        let (t, ptr) = q.state();
+        let dims = t.dims();
+        let v = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32");
+        (v, dims, ptr)
+    });
+    write_atomic(
+        &dir.join("ossl.json"),
+        serde_json::to_string(&OsslState { step, dist_align })?.as_bytes(),
+    )
+}
+
+fn load_ema<B: Backend>(
+    dir: &Path,
+    model: OsslModel<B>,
+    device: &B::Device,
+) -> Result<OsslModel<B>> {
+    model
+        .load_file(dir.join("ema"), &recorder(), device)
+        .with_context(|| {
+            format!(
+                "cannot load the EMA weights {}",
+                dir.join("ema.mpk").display()
+            )
+        })
+}
+
+fn load_extras_state(dir: &Path) -> Option<OsslState> {
+    let text = std::fs::read_to_string(dir.join("ossl.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+// ---------------------------------------------------------------------------------------
+// Training
+// ---------------------------------------------------------------------------------------
+
+/// Trains a `fixmatch` or `iomatch` run and writes the run folder (`config.toml`,
+/// `checkpoints/`, `tb/`, `metrics.json`, `report.md`). Returns the summary.
+///
+/// # Errors
+/// Bad config or data (see [`load_data`]), an existing run folder without `--overwrite`,
+/// a non-finite loss ([`NonFiniteLoss`]), or [`crate::train::Halted`] when asked to stop.
+pub fn train<B: AutodiffBackend>(
+    cfg: ExperimentConfig,
+    opts: &TrainOptions,
+    device: B::Device,
+) -> Result<String> {
+    let started = Instant::now();
+    let sec = cfg.ossl.clone().unwrap_or_default();
+    sec.validate(cfg.recipe)
+        .map_err(|e| anyhow::anyhow!("[ossl]: {e}"))?;
+    check_config(&cfg)?;
+    // The split first: bad data or split settings fail before a run folder exists.
+    let data = load_data(&cfg, &sec)?;
+    let run_dir = prepare_run_dir(&cfg, opts)?;
+    if opts.resume.is_some() {
+        let saved = crate::config::load(&run_dir.join("config.toml"), &[])
+            .with_context(|| format!("cannot read the saved config of {}", run_dir.display()))?;
+        if saved != cfg {
+            bail!(
+                "the config differs from the one {} was started with; resume without --config \
+                 (the saved config is used) or start a new run",
+                run_dir.display()
+            );
+        }
+    } else {
+        write_atomic(&run_dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    }
+    B::seed(&device, cfg.seed);
+    let k = data.split.num_seen;
+    let img = data.labelled.height;
+    let mut model = build_model::<B>(&cfg, &sec, k, img, &device, true)?;
+    let mut optim = Optim::<B, OsslModel<B>>::new(&cfg.train);
+    let mut state = TrainState {
+        epochs_done: 0,
+        step: 0,
+        rng: crate::train::recipe_rng(cfg.seed).state(),
+    };
+    let io_cfg = sec.iomatch();
+    let fm_cfg = sec.fixmatch();
+    let mut queue = (cfg.recipe == RecipeKind::Iomatch && io_cfg.dist_align)
+        .then(|| DistAlignQueue::<B>::new(k, io_cfg.da_len, &device));
+    let mut ema: OsslModel<B::InnerBackend>;
+    if opts.resume.is_some() {
+        let ck = checkpoint::find(&run_dir)?;
+        state = checkpoint::load_state(&ck)?;
+        model = checkpoint::load_model(&ck, model, &device)?;
+        model.backbone = crate::train::freeze(&cfg.model, model.backbone);
+        optim = optim.load(&ck.join("optim"), &device)?;
+        let extras = load_extras_state(&ck).filter(|s| s.step == state.step);
+        ema = model.valid();
+        match &extras {
+            Some(_) => ema = load_ema(&ck, ema, &device)?,
+            None => eprintln!(
+                "warning: {} has no EMA weights for step {}; the EMA restarts from the model",
+                ck.display(),
+                state.step
+            ),
+        }
+        if let (
+            Some(q),
+            Some(OsslState {
+                dist_align: Some((v, dims, ptr)),
+                ..
+            }),
+        ) = (queue.as_mut(), extras)
+        {
+            let t = Tensor::<B, 2>::from_data(TensorData::new(v, dims), &device);
+            *q = DistAlignQueue::from_state(t, ptr);
+        }
+        if !opts.quiet {
+            eprintln!(
+                "resuming {} after epoch {} (iteration {})",
+                run_dir.display(),
+                state.epochs_done,
+                state.step
+            );
+        }
+    } else {
+        ema = model.valid();
+    }
+
+    let t = &cfg.train;
+    let ipe = sec.iters_per_epoch();
+    let total = t.epochs * ipe;
+    let warmup = t.warmup_epochs * ipe;
+    let ulb_batch = sec.mu() * t.batch_size;
+    let (weak, strong) = views(&cfg, &sec, &data.labelled);
+    let mut lb_stream = ViewStream::new(
+        data.labelled.clone(),
+        vec![weak.clone()],
+        t.batch_size,
+        cfg.seed,
+        "ossl-labelled",
+    )?;
+    let mut ulb_stream = ViewStream::new(
+        data.unlabelled.clone(),
+        vec![weak, strong],
+        ulb_batch,
+        cfg.seed,
+        "ossl-unlabelled",
+    )?;
+    let mut tb = TbLogger::new(&run_dir.join("tb"))?;
+    let eval_every = sec.eval_every_iters();
+    let momentum = sec.ema_momentum();
+    let b = t.batch_size;
+    let n = ulb_batch;
+
+    for epoch in state.epochs_done..t.epochs {
+        let ep_start = Instant::now();
+        let bar = if opts.quiet {
+            ProgressBar::hidden()
+        } else {
+            let bar = ProgressBar::new(ipe as u64);
+            bar.set_style(
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
+            bar
+        };
+        let (mut loss_sum, mut mask_sum) = (0.0f64, 0.0f64);
+        let mut eval_line = String::new();
+        for _ in 0..ipe {
+            let step = state.step;
+            let lr = match sec.lr_schedule() {
+                LrSchedule::Usb => usb_cosine_lr(step, total, warmup, t.lr),
+                LrSchedule::Cosine => lr_at(step, total, warmup, t.lr, t.min_lr_ratio),
+            };
+            let lb = lb_stream.batch(step);
+            let ulb = ulb_stream.batch(step);
+            let [_, c, h, w] = lb.shape;
+            let mut pixels = Vec::with_capacity((b + 2 * n) * c * h * w);
+            pixels.extend_from_slice(&lb.views[0]);
+            pixels.extend_from_slice(&ulb.views[0]);
+            pixels.extend_from_slice(&ulb.views[1]);
+            let x =
+                Tensor::<B, 4>::from_data(TensorData::new(pixels, [b + 2 * n, c, h, w]), &device);
+            let labels = lb.labels_tensor::<B>(&device);
+            let out = model.forward(x);
+            let split = |t: Tensor<B, 2>| {
+                (
+                    t.clone().narrow(0, 0, b),
+                    t.clone().narrow(0, b, n),
+                    t.narrow(0, b + n, n),
+                )
+            };
+            let (lg_lb, lg_w, lg_s) = split(out.logits);
+            let (loss, terms): (Tensor<B, 1>, Vec<(&str, Tensor<B, 1>)>) = match cfg.recipe {
+                RecipeKind::Iomatch => {
+                    let (ova_lb, ova_w, _) = split(out.ova.expect("IOMatch heads"));
+                    let (_, _, open_s) = split(out.open.expect("IOMatch heads"));
+                    let p = iomatch_loss(
+                        IoMatchLogits {
+                            labelled: lg_lb,
+                            labelled_ova: ova_lb,
+                            weak: lg_w,
+                            weak_ova: ova_w,
+                            strong: lg_s,
+                            strong_open: open_s,
+                        },
+                        labels,
+                        epoch,
+                        &io_cfg,
+                        queue.as_mut(),
+                    );
+                    (
+                        p.total,
+                        vec![
+                            ("loss/sup", p.sup),
+                            ("loss/mb", p.mb),
+                            ("loss/ui", p.ui),
+                            ("loss/op", p.op),
+                            ("train/mask_ratio", p.mask_ratio),
+                            ("train/in_mask_ratio", p.in_mask_ratio),
+                            ("train/p_mask_ratio", p.p_mask_ratio),
+                            ("train/q_mask_ratio", p.q_mask_ratio),
+                        ],
+                    )
+                }
+                _ => {
+                    let p = fixmatch_loss(lg_lb, labels, lg_w, lg_s, &fm_cfg);
+                    (
+                        p.total,
+                        vec![
+                            ("loss/sup", p.sup),
+                            ("loss/unsup", p.unsup),
+                            ("train/mask_ratio", p.mask_ratio),
+                        ],
+                    )
+                }
+            };
+            // One device read for the loss and every logged term.
+            let mut all = vec![loss.clone().detach()];
+            all.extend(terms.iter().map(|(_, v)| v.clone().detach()));
+            let values = Tensor::cat(all, 0)
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("f32 data");
+            let value = values[0];
+            if !value.is_finite() {
+                return Err(NonFiniteLoss {
+                    value,
+                    epoch: epoch + 1,
+                    step,
+                    terms: terms
+                        .iter()
+                        .zip(&values[1..])
+                        .map(|((n, _), v)| format!("{n} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    checkpoint: checkpoint::last_dir(&run_dir).display().to_string(),
+                    done: state.epochs_done,
+                }
+                .into());
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            ema = ema_update(&ema, model.valid(), momentum);
+            tb.scalar("loss/total", value as f64, step);
+            for ((name, _), v) in terms.iter().zip(&values[1..]) {
+                tb.scalar(name, *v as f64, step);
+                if *name == "train/mask_ratio" {
+                    mask_sum += *v as f64;
+                }
+            }
+            tb.scalar("lr", lr, step);
+            loss_sum += value as f64;
+            state.step += 1;
+            bar.inc(1);
+            bar.set_message(format!("loss {value:.4}"));
+            if eval_every > 0 && state.step.is_multiple_of(eval_every) && state.step < total {
+                let ev = evaluate(
+                    &ema,
+                    &cfg,
+                    &sec,
+                    &data,
+                    &opts.device_label,
+                    &device,
+                    state.step,
+                )?;
+                log_eval(&mut tb, &ev.metrics.ossl, state.step);
+                eval_line = format!(
+                    ", EMA at iteration {}: closed {:.2}%, open BA {:.2}%, AUROC {:.2}%",
+                    state.step,
+                    100.0 * ev.metrics.ossl.closed_accuracy,
+                    100.0 * ev.metrics.ossl.open_balanced_accuracy,
+                    100.0 * ev.metrics.ossl.auroc
+                );
+            }
+        }
+        bar.finish_and_clear();
+        state.epochs_done = epoch + 1;
+        let secs = ep_start.elapsed().as_secs_f64();
+        tb.scalar("train/iterations_per_second", ipe as f64 / secs, state.step);
+        let last = epoch + 1 == t.epochs;
+        if (epoch + 1) % t.checkpoint_every == 0 || last {
+            checkpoint::save(&run_dir, &model, &optim, &state)?;
+            save_extras(
+                &checkpoint::last_dir(&run_dir),
+                &ema,
+                queue.as_ref(),
+                state.step,
+            )?;
+        }
+        tb.flush();
+        if !opts.quiet {
+            eprintln!(
+                "epoch {}/{}: loss {:.4}, mask ratio {:.3}, {:.1}s ({:.2} it/s){eval_line}",
+                epoch + 1,
+                t.epochs,
+                loss_sum / ipe as f64,
+                mask_sum / ipe as f64,
+                secs,
+                ipe as f64 / secs
+            );
+        }
+        if opts.halt_after_epochs == Some(state.epochs_done) && !last {
+            return Err(crate::train::Halted(state.epochs_done).into());
+        }
+    }
+    let mut ev = evaluate(
+        &ema,
+        &cfg,
+        &sec,
+        &data,
+        &opts.device_label,
+        &device,
+        state.step,
+    )?;
+    log_eval(&mut tb, &ev.metrics.ossl, state.step);
+    tb.flush();
+    ev.metrics.ossl.train_seconds = Some(started.elapsed().as_secs_f64());
+    ev.metrics.write(&run_dir)?;
+    Ok(ev.metrics.summary())
+}
+
+fn log_eval(tb: &mut TbLogger, m: &OsslMetrics, step: usize) {
+    tb.scalar("eval/closed_accuracy", m.closed_accuracy, step);
+    tb.scalar(
+        "eval/open_balanced_accuracy",
+        m.open_balanced_accuracy,
+        step,
+    );
+    tb.scalar("eval/auroc", m.auroc, step);
+}
+
+/// `trainer eval` on an OSSL run: re-evaluates the last checkpoint's EMA weights into
+/// `<run>/eval/` (`metrics.json`, `report.md`, and with `save_scores` `predictions.csv`,
+/// see [`OsslEvaluation::predictions_csv`]). Returns the printable summary.
+///
+/// # Errors
+/// No checkpoint in `run_dir`, data that cannot be loaded, or unwritable files.
+pub fn evaluate_run<B: Backend>(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    device_label: &str,
+    device: &B::Device,
+    save_scores: bool,
+) -> Result<String> {
+    let sec = cfg.ossl.clone().unwrap_or_default();
+    sec.validate(cfg.recipe)
+        .map_err(|e| anyhow::anyhow!("[ossl]: {e}"))?;
+    let data = load_data(cfg, &sec)?;
+    let k = data.split.num_seen;
+    let model = build_model::<B>(cfg, &sec, k, data.labelled.height, device, false)?;
+    let ck = checkpoint::find(run_dir)?;
+    let state = checkpoint::load_state(&ck)?;
+    let model = match load_extras_state(&ck) {
+        Some(s) if s.step == state.step => load_ema(&ck, model, device)?,
+        _ => {
+            eprintln!(
+                "warning: {} has no EMA weights for its step; evaluating the live model",
+                ck.display()
+            );
+            checkpoint::load_model(&ck, model, device)?
+        }
+    };
+    let ev = evaluate(&model, cfg, &sec, &data, device_label, device, state.step)?;
+    let out: PathBuf = run_dir.join("eval");
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    ev.metrics.write(&out)?;
+    if save_scores {
+        write_atomic(&out.join("predictions.csv"), &ev.predictions_csv(k)?)?;
+    }
+    Ok(ev.metrics.summary() + &format!("wrote {}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+
+    type TB = Flex;
+
+    #[test]
+    fn balanced_accuracy_by_hand() {
+        // Class 0: 2/3 right, class 1: 1/1, class 2 (unknown): 0/2 -> (2/3 + 1 + 0) / 3.
+        let labels = [0, 0, 0, 1, 2, 2];
+        let preds = [0, 0, 1, 1, 0, 1];
+        let ba = balanced_accuracy(&preds, &labels).unwrap();
+        assert!((ba - (2.0 / 3.0 + 1.0) / 3.0).abs() < 1e-12);
+        // A class absent from the labels does not count (sklearn).
+        assert_eq!(balanced_accuracy(&[3, 0], &[0, 0]), Some(0.5));
+        assert_eq!(balanced_accuracy(&[], &[]), None);
+        assert_eq!(balanced_accuracy(&[0], &[0, 1]), None);
+    }
+
+    #[test]
+    fn open_set_rules() {
+        // K = 2. FixMatch: row 0 confident -> class 0; row 1 max 0.6 < 0.95 -> unknown (2).
+        let probs = [0.97, 0.03, 0.4, 0.6];
+        let f = open_set_outputs(&probs, 2, None, 0.95);
+        assert_eq!(f.closed, [0, 1]);
+        assert_eq!(f.open, [0, 2]);
+        assert!((f.unknown[0] - 0.03).abs() < 1e-6 && (f.unknown[1] - 0.4).abs() < 1e-6);
+        // Exactly at the threshold counts as confident (as the training mask, >=).
+        assert_eq!(open_set_outputs(&[0.5, 0.5], 2, None, 0.5).open, [0]);
+        // IOMatch: the open head decides; its last column is the score.
+        let open = [0.2, 0.1, 0.7, 0.5, 0.3, 0.2];
+        let i = open_set_outputs(&probs, 2, Some(&open), 0.95);
+        assert_eq!(i.closed, [0, 1]);
+        assert_eq!(i.open, [2, 0]);
+        assert_eq!(i.unknown, [0.7, 0.2]);
+    }
+
+    #[test]
+    fn usb_schedule() {
+        assert_eq!(usb_cosine_lr(0, 100, 0, 0.03), 0.03);
+        let end = usb_cosine_lr(100, 100, 0, 0.03);
+        assert!((end - 0.03 * (7.0 * std::f64::consts::PI / 16.0).cos()).abs() < 1e-12);
+        assert!(
+            (usb_cosine_lr(50, 100, 0, 1.0) - (7.0 * std::f64::consts::PI / 32.0).cos()).abs()
+                < 1e-12
+        );
+        // Warm-up from 0 (USB: current_step / warmup).
+        assert_eq!(usb_cosine_lr(0, 110, 10, 0.1), 0.0);
+        assert!((usb_cosine_lr(5, 110, 10, 0.1) - 0.05).abs() < 1e-12);
+        assert_eq!(usb_cosine_lr(10, 110, 10, 0.1), 0.1);
+    }
+
+    fn floats<B: Backend, M: Module<B>>(m: &M) -> Vec<f32> {
+        let mut c = CollectFloats(Vec::new());
+        m.visit(&mut c);
+        c.0.into_iter()
+            .flat_map(|t| t.into_data().to_vec::<f32>().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ema_blends_parameters_and_copies_batchnorm_buffers() {
+        let device = Default::default();
+        let spec = unseen_backbones::BackboneSpec {
+            in_channels: 1,
+            width: Some(4),
+            ..unseen_backbones::BackboneSpec::new("resnet_small")
+        };
+        let mut r = Rng::new(1);
+        let a = unseen_backbones::init::reinit(spec.init::<TB>(3, &device).unwrap(), &mut || {
+            r.next_f64()
+        });
+        let mut r = Rng::new(2);
+        let b0 = unseen_backbones::init::reinit(spec.init::<TB>(3, &device).unwrap(), &mut || {
+            r.next_f64()
+        });
+        // Give `b` BatchNorm statistics different from `a`'s with one training-mode pass.
+        let ad =
+            unseen_backbones::init::reinit(spec.init::<Autodiff<TB>>(3, &device).unwrap(), &mut {
+                let mut r = Rng::new(2);
+                move || r.next_f64()
+            });
+        let x = Tensor::<Autodiff<TB>, 4>::ones([2, 1, 8, 8], &device);
+        let _ = ad.forward(x);
+        let b = ad.valid();
+        assert_eq!(floats(&b0).len(), floats(&b).len());
+        let (fa, fb) = (floats(&a), floats(&b));
+        let e = ema_update(&a, b.clone(), 0.75);
+        let fe = floats(&e);
+        // Which entries are buffers: visit with the path.
+        struct Kinds(Vec<bool>, Vec<String>);
+        impl<B: Backend> ModuleVisitor<B> for Kinds {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.1.push(name.into());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.1.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+                let buf = matches!(
+                    self.1.last().map(String::as_str),
+                    Some("running_mean" | "running_var")
+                );
+                let n = p.val().shape().num_elements();
+                self.0.extend(std::iter::repeat_n(buf, n));
+            }
+        }
+        let mut kinds = Kinds(Vec::new(), Vec::new());
+        a.visit(&mut kinds);
+        let kinds = kinds.0;
+        assert_eq!(kinds.len(), fe.len());
+        assert!(kinds.iter().any(|&k| k) && kinds.iter().any(|&k| !k));
+        let mut buffers_differ = false;
+        for i in 0..fe.len() {
+            if kinds[i] {
+                assert_eq!(fe[i], fb[i], "buffer {i} copied from the model");
+                buffers_differ |= fa[i] != fb[i];
+            } else {
+                let want = 0.75 * fa[i] + 0.25 * fb[i];
+                assert!(
+                    (fe[i] - want).abs() < 1e-6,
+                    "param {i}: {} vs {want}",
+                    fe[i]
+                );
+            }
+        }
+        assert!(
+            buffers_differ,
+            "the test needs different running statistics"
+        );
+        // Momentum 0: the model itself.
+        assert_eq!(floats(&ema_update(&a, b.clone(), 0.0)), fb);
+    }
+
+    #[test]
+    fn heads_follow_iomatchnet() {
+        let device = Default::default();
+        let mut rng = Rng::new(3);
+        let h = IoMatchHeads::<TB>::new(16, 6, 8, &mut rng, &device);
+        assert_eq!(h.proj1.weight.val().dims(), [16, 16]);
+        assert_eq!(h.proj2.weight.val().dims(), [16, 8]);
+        assert_eq!(h.mb.weight.val().dims(), [8, 12]);
+        assert!(h.mb.bias.is_none());
+        assert_eq!(h.open.weight.val().dims(), [8, 7]);
+        let bias = h
+            .open
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(bias, vec![0.0; 7]);
+        let (ova, open) = h.forward(Tensor::ones([5, 16], &device));
+        assert_eq!((ova.dims(), open.dims()), ([5, 12], [5, 7]));
+        // Seeded: same generator state, same weights.
+        let again = IoMatchHeads::<TB>::new(16, 6, 8, &mut Rng::new(3), &device);
+        assert_eq!(floats(&h), floats(&again));
+    }
+
+    fn toy(n: usize) -> Arc<ImageSet> {
+        let pixels = (0..n * 16).map(|i| (i * 37 % 251) as u8).collect();
+        let labels = (0..n).map(|i| (i % 2) as u32).collect();
+        Arc::new(ImageSet::new(pixels, labels, 1, 4, 4, vec!["a".into(), "b".into()]).unwrap())
+    }
+
+    #[test]
+    fn view_stream_concatenates_permutations_and_is_pure() {
+        let weak = ViewAugment::digits_weak(vec![0.5], vec![0.5]);
+        let mut weak = weak;
+        weak.crop_padding = 1;
+        let mut s = ViewStream::new(toy(5), vec![weak.clone(), weak.clone()], 3, 7, "t").unwrap();
+        // 10 positions = two permutations of 0..5.
+        let idx: Vec<usize> = (0..4).flat_map(|t| s.indices(t)).collect();
+        for chunk in idx[..10].chunks(5) {
+            let mut c = chunk.to_vec();
+            c.sort_unstable();
+            assert_eq!(c, [0, 1, 2, 3, 4]);
+        }
+        // A batch larger than the set still fills.
+        let mut big = ViewStream::new(toy(2), vec![weak.clone()], 5, 7, "t").unwrap();
+        assert_eq!(big.batch(0).len(), 5);
+        // Batch t depends only on (seed, name, t), not on what was drawn before.
+        let b2 = s.batch(2);
+        let mut fresh = ViewStream::new(toy(5), vec![weak.clone(), weak], 3, 7, "t").unwrap();
+        assert_eq!(fresh.batch(2), b2);
+        assert_eq!(b2.num_views(), 2);
+        assert_eq!(
+            b2.labels,
+            b2.indices
+                .iter()
+                .map(|&i| (i % 2) as u32)
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn section_validation() {
+        let ok = OsslSection {
+            seen_classes: Some("0-5".into()),
+            labels_per_class: Some(4),
+            ..Default::default()
+        };
+        assert!(ok.validate(RecipeKind::Fixmatch).is_ok());
+        assert!(ok.validate(RecipeKind::Iomatch).is_ok());
+        let e = OsslSection::default()
+            .validate(RecipeKind::Iomatch)
+            .unwrap_err();
+        assert!(e.contains("`seen_classes` is required"), "{e}");
+        let e = OsslSection {
+            labels_per_class: None,
+            ..ok.clone()
+        }
+        .validate(RecipeKind::Iomatch)
+        .unwrap_err();
+        assert!(e.contains("`labels_per_class` is required"), "{e}");
+        let e = OsslSection {
+            q_cutoff: Some(0.4),
+            ..ok.clone()
+        }
+        .validate(RecipeKind::Fixmatch)
+        .unwrap_err();
+        assert!(e.contains("IOMatch setting"), "{e}");
+        for bad in [
+            OsslSection {
+                mu: Some(0),
+                ..ok.clone()
+            },
+            OsslSection {
+                ema_momentum: Some(1.5),
+                ..ok.clone()
+            },
+            OsslSection {
+                p_cutoff: Some(2.0),
+                ..ok.clone()
+            },
+            OsslSection {
+                seen_classes: Some("x".into()),
+                ..ok.clone()
+            },
+            OsslSection {
+                labels_per_class: Some(0),
+                ..ok.clone()
+            },
+        ] {
+            assert!(bad.validate(RecipeKind::Iomatch).is_err(), "{bad:?}");
+        }
+        assert!(ok.validate(RecipeKind::Oe).is_err());
+        assert_eq!(ok.iomatch().q_cutoff, 0.5);
+        assert_eq!(
+            (ok.mu(), ok.iters_per_epoch(), ok.ema_momentum()),
+            (7, 1024, 0.999)
+        );
+    }
+
+    #[test]
+    fn shipped_configs_parse_and_use_the_reference_splits() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut seen = 0;
+        for dir in ["configs/papers", "configs/cpu"] {
+            for e in std::fs::read_dir(root.join(dir)).unwrap() {
+                let p = e.unwrap().path();
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                if !(name.starts_with("iomatch_") || name.starts_with("fixmatch_")) {
+                    continue;
+                }
+                let cfg = crate::config::load(&p, &[]).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+                let sec = cfg.ossl.clone().unwrap();
+                let want_recipe = if name.starts_with("iomatch") {
+                    RecipeKind::Iomatch
+                } else {
+                    RecipeKind::Fixmatch
+                };
+                assert_eq!(cfg.recipe, want_recipe, "{name}");
+                let spec = unseen_data::splits::ClassSpec::parse(sec.seen_classes()).unwrap();
+                if name.contains("cifar100_") {
+                    let n: usize = name
+                        .split('_')
+                        .nth(2)
+                        .unwrap()
+                        .trim_end_matches("seen")
+                        .parse()
+                        .unwrap();
+                    let want = unseen_data::splits::ossl::cifar100_seen_classes(n).unwrap();
+                    assert_eq!(spec.classes(), &want[..], "{name}");
+                    assert_eq!(cfg.train.weight_decay, 1e-3, "{name}");
+                } else if name.contains("cifar10_") {
+                    assert_eq!(sec.seen_classes(), "2-7", "{name}");
+                }
+                if name.contains("labels") {
+                    let l = if name.contains("_4labels") { 4 } else { 25 };
+                    assert_eq!(sec.labels_per_class(), l, "{name}");
+                }
+                seen += 1;
+            }
+        }
+        // 8 paper configs per recipe (CIFAR-10 6/4, CIFAR-100 20/50/80 seen; 4 and 25
+        // labels) and the two CPU configs.
+        assert_eq!(seen, 18);
+    }
+}
