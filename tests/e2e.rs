@@ -565,6 +565,11 @@ fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
         assert!((0.0..=1.0).contains(&v), "{k} = {v}");
     }
     assert_eq!(o["open_recall"].as_array().unwrap().len(), 7);
+    // The notebook's second prediction (closed + one-vs-all heads) is reported too.
+    for k in ["ova_open_balanced_accuracy", "ova_auroc"] {
+        let v = o[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
     // TensorBoard: every IOMatch term, the mask ratios, the schedule and the evaluations.
     let ev = trainer::tb::read_scalars(&run.join("tb")).unwrap();
     let tags: std::collections::BTreeSet<&str> = ev.iter().map(|e| e.tag.as_str()).collect();
@@ -646,6 +651,7 @@ fn ossl_fixmatch_same_seed_same_metrics_and_bad_input() {
     assert_eq!(m, ossl_metrics(&b.join("fixmatch_mnist")));
     assert_eq!(m["recipe"], "fixmatch");
     assert_eq!(m["ossl"]["unknown_score"], "1 - max softmax(closed head)");
+    assert!(m["ossl"].get("ova_auroc").is_none());
     let extras =
         std::fs::read_to_string(a.join("fixmatch_mnist/checkpoints/last/ossl.json")).unwrap();
     assert!(extras.contains("\"dist_align\":null"), "{extras}");

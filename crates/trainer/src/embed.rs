@@ -125,11 +125,15 @@ pub fn embed<B: Backend>(
     }
     let classes = cfg.model.num_classes.unwrap_or(set.num_classes());
     let model = match &opts.run {
-        Some(run) => {
-            let ck = crate::checkpoint::find(run)?;
-            let m = crate::train::build_for_checkpoint::<B>(cfg, classes, set.height, device)?;
-            crate::checkpoint::load_model(&ck, m, device)?
-        }
+        Some(run) => match cfg.recipe.family() {
+            crate::config::RecipeFamily::Gcd => crate::gcd::load_backbone::<B>(cfg, run, device)?,
+            crate::config::RecipeFamily::Ossl => crate::ossl::load_backbone::<B>(cfg, run, device)?,
+            crate::config::RecipeFamily::Ood => {
+                let ck = crate::checkpoint::find(run)?;
+                let m = crate::train::build_for_checkpoint::<B>(cfg, classes, set.height, device)?;
+                crate::checkpoint::load_model(&ck, m, device)?
+            }
+        },
         None => crate::train::build_backbone::<B>(
             &cfg.model, classes, set.height, cfg.seed, device, opts.quiet,
         )?,

@@ -157,6 +157,14 @@ pub fn export_run(
 ) -> Result<Vec<std::path::PathBuf>> {
     type B = burn::backend::Flex;
     let device = Default::default();
+    if cfg.recipe.family() != crate::config::RecipeFamily::Ood {
+        bail!(
+            "`trainer export` exports classifier runs (supervised and the OE family); the `{}` \
+             recipe trains extra heads that torchvision/timm modules do not have. Use \
+             `trainer embed --run` for its backbone features",
+            cfg.recipe.name()
+        );
+    }
     let data = crate::data_setup::load(&cfg.data, cfg.seed, false, cfg.model.in_channels)?;
     let ck = crate::checkpoint::find(run_dir)?;
     let state = crate::checkpoint::load_state(&ck)?;

@@ -63,11 +63,23 @@
 //!   class `K`, the score its open-set prediction thresholds. The notebook computes no AUROC
 //!   for IOMatch (it imports `roc_auc_score` but never calls it); the only unknown score it
 //!   computes (`unk_score = Σ_k p_k·o_neg_k`, the closed + one-vs-all outlier mass, on the
-//!   extended test set) is unused. We report the open head's score because it is the one
-//!   behind the reported open-set predictions.
+//!   extended test set) is computed but unused. The headline AUROC uses the open head's
+//!   score, the one behind the reported open-set predictions;
+//! - IOMatch also gets the notebook's second open-set prediction, `argmax q̂` with
+//!   `q̂ = [p_k·o_k, Σ_k p_k·(1 − o_k)]` from the closed and one-vs-all heads
+//!   (`o_acc_f_hq`), and the AUROC of `q̂_K` (its `unk_score`): `ova_open_balanced_accuracy`,
+//!   `ova_auroc` in `metrics.json`.
 //!
 //! The official evaluation picks `model_best.pth` (best closed accuracy on the test set);
 //! here the final EMA model is evaluated.
+//!
+//! # Checkpoints
+//! Besides `model.mpk`, `optim.mpk` and `state.json` ([`crate::checkpoint`]),
+//! `checkpoints/last/` holds `ema.mpk` (the EMA weights) and `ossl.json` (the iteration they
+//! belong to and the distribution-alignment queue), written right after the shared
+//! checkpoint (whose folder is replaced as a whole). A crash between the two leaves `last/`
+//! without them (or, if written by hand, of another iteration): resuming then restarts the EMA
+//! from the live model with a warning, and `trainer eval` evaluates the live model.
 //!
 //! # Differences from the official code worth knowing
 //! - USB skips weight decay on BatchNorm and bias parameters for a bare backbone
@@ -104,7 +116,9 @@ use unseen_data::splits::ossl::{OsslConfig, OsslSplit, OsslTest};
 use unseen_data::transforms::{Augment, ViewAugment};
 use unseen_data::{ImageSet, Rng};
 use unseen_losses::fixmatch::{fixmatch_loss, FixMatchConfig};
-use unseen_losses::iomatch::{iomatch_loss, DistAlignQueue, IoMatchConfig, IoMatchLogits};
+use unseen_losses::iomatch::{
+    iomatch_loss, ova_inlier_probs, DistAlignQueue, IoMatchConfig, IoMatchLogits,
+};
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::{ExperimentConfig, RecipeKind};
@@ -883,6 +897,10 @@ pub struct OsslPredictions {
     pub open: Vec<usize>,
     /// Unknown score, higher = more likely unseen.
     pub unknown: Vec<f32>,
+    /// IOMatch only: the notebook's second open-set prediction `argmax q̂` from the closed
+    /// and one-vs-all heads, `q̂ = [p_k·o_k, Σ_k p_k·(1 − o_k)]` (`pred_hat_q`), and its
+    /// unknown score `q̂_K` (`unk_score`).
+    pub ova: Option<(Vec<usize>, Vec<f32>)>,
 }
 
 /// Open-set predictions and unknown scores from softmax probabilities (row-major): with
@@ -908,6 +926,7 @@ pub fn open_set_outputs(
         closed: Vec::new(),
         open: Vec::new(),
         unknown: Vec::new(),
+        ova: None,
     };
     for (i, row) in probs.chunks(k).enumerate() {
         let c = argmax(row);
@@ -940,7 +959,7 @@ pub fn predict<B: Backend>(
     let loader = Loader::new(set.clone(), cfg.eval.batch_size, false, false, aug, 0)
         .context("evaluation loader")?;
     let k = model.num_classes();
-    let (mut probs, mut open) = (Vec::new(), Vec::new());
+    let (mut probs, mut open, mut inlier) = (Vec::new(), Vec::new(), Vec::new());
     for batch in loader.epoch(0) {
         let x = Tensor::<B, 4>::from_data(TensorData::new(batch.images, batch.shape), device);
         let out = model.forward(x);
@@ -955,9 +974,42 @@ pub fn predict<B: Backend>(
         if let Some(o) = out.open {
             open.extend(to_vec(o));
         }
+        if let Some(o) = out.ova {
+            inlier.extend(
+                ova_inlier_probs(o)
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .expect("f32 data"),
+            );
+        }
     }
-    let open = model.heads.is_some().then_some(open.as_slice());
-    Ok(open_set_outputs(&probs, k, open, p_cutoff))
+    let open_probs = model.heads.is_some().then_some(open.as_slice());
+    let mut p = open_set_outputs(&probs, k, open_probs, p_cutoff);
+    if model.heads.is_some() {
+        p.ova = Some(hat_q_outputs(&probs, &inlier, k));
+    }
+    Ok(p)
+}
+
+/// The notebook's `q̂` prediction and score (see [`OsslPredictions::ova`]) from closed-set
+/// probabilities `p` and one-vs-all inlier probabilities `o` (row-major `[n, K]` each).
+pub fn hat_q_outputs(p: &[f32], o: &[f32], k: usize) -> (Vec<usize>, Vec<f32>) {
+    p.chunks(k)
+        .zip(o.chunks(k))
+        .map(|(p, o)| {
+            let mut best = (0, p[0] * o[0]);
+            let mut unknown = 0.0f32;
+            for j in 0..k {
+                let v = p[j] * o[j];
+                if v > best.1 {
+                    best = (j, v);
+                }
+                unknown += p[j] * (1.0 - o[j]);
+            }
+            (if unknown > best.1 { k } else { best.0 }, unknown)
+        })
+        .unzip()
 }
 
 /// The `ossl` section of `metrics.json`.
@@ -973,6 +1025,13 @@ pub struct OsslMetrics {
     pub auroc: f64,
     /// Recall of each of the `K + 1` classes on the full test set (the last is "unknown").
     pub open_recall: Vec<f64>,
+    /// IOMatch only: balanced accuracy of the notebook's second open-set prediction, `argmax
+    /// q̂` from the closed and one-vs-all heads (`o_acc_f_hq`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ova_open_balanced_accuracy: Option<f64>,
+    /// IOMatch only: AUROC of `q̂_K = Σ_k p_k·(1 − o_k)` (the notebook's `unk_score`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ova_auroc: Option<f64>,
     /// What the unknown score is.
     pub unknown_score: String,
     /// How the open-set prediction is made.
@@ -1055,15 +1114,29 @@ pub fn evaluate<B: Backend>(
         seen.iter().filter(|&&i| p.closed[i] == labels[i]).count() as f64 / seen.len() as f64;
     let recall = per_class_recall(&p.open, &labels).context("open-set recall")?;
     let open_ba = balanced_accuracy(&p.open, &labels).context("open-set balanced accuracy")?;
-    let (mut id, mut ood) = (Vec::new(), Vec::new());
-    for (i, &y) in labels.iter().enumerate() {
-        if y < k {
-            id.push(-p.unknown[i]);
-        } else {
-            ood.push(-p.unknown[i]);
+    // `auroc` ranks "higher = more ID": the unknown scores are negated.
+    let unknown_auroc = |score: &[f32], what: &'static str| -> Result<f64> {
+        let (mut id, mut ood) = (Vec::new(), Vec::new());
+        for (&y, &u) in labels.iter().zip(score) {
+            if y < k {
+                id.push(-u);
+            } else {
+                ood.push(-u);
+            }
         }
-    }
-    let auroc = unseen_eval::metrics::auroc(&id, &ood).context("AUROC of the unknown score")?;
+        unseen_eval::metrics::auroc(&id, &ood).context(what)
+    };
+    let auroc = unknown_auroc(&p.unknown, "AUROC of the unknown score")?;
+    let (ova_ba, ova_auroc) = match &p.ova {
+        Some((pred, score)) => (
+            Some(balanced_accuracy(pred, &labels).context("one-vs-all balanced accuracy")?),
+            Some(unknown_auroc(
+                score,
+                "AUROC of the one-vs-all unknown score",
+            )?),
+        ),
+        None => (None, None),
+    };
     let (unknown_score, open_prediction) = if model.heads.is_some() {
         (
             "softmax(open-set head)[K]",
@@ -1086,6 +1159,8 @@ pub fn evaluate<B: Backend>(
             open_balanced_accuracy: open_ba,
             auroc,
             open_recall: recall.into_iter().map(|r| r.unwrap_or(0.0)).collect(),
+            ova_open_balanced_accuracy: ova_ba,
+            ova_auroc,
             unknown_score: unknown_score.into(),
             open_prediction: open_prediction.into(),
             num_seen_classes: k,
@@ -1133,6 +1208,14 @@ impl OsslMetricsFile {
             m.unknown_score,
             100.0 * m.auroc,
         );
+        if let (Some(ba), Some(a)) = (m.ova_open_balanced_accuracy, m.ova_auroc) {
+            s += &format!(
+                "closed + one-vs-all heads (argmax q̂, the notebook's hq): open-set balanced \
+                 accuracy {:.2}%, AUROC of q̂_K {:.2}%\n",
+                100.0 * ba,
+                100.0 * a
+            );
+        }
         if let Some(t) = m.train_seconds {
             s += &format!("run time: {t:.1}s\n");
         }
@@ -1148,7 +1231,7 @@ impl OsslMetricsFile {
             .map(|r| format!("{:.2}", 100.0 * r))
             .collect::<Vec<_>>()
             .join(" / ");
-        format!(
+        let mut s = format!(
             "# {}\n\nRecipe `{}`, seed {}, device `{}`; {} seen classes (`{}`), {} unseen, {} \
              labels per class; EMA model after {} iterations.\n\n\
              | metric | value |\n|---|---|\n\
@@ -1172,7 +1255,16 @@ impl OsslMetricsFile {
             m.open_prediction,
             m.unknown_score,
             recall
-        )
+        );
+        if let (Some(ba), Some(a)) = (m.ova_open_balanced_accuracy, m.ova_auroc) {
+            s += &format!(
+                "\nClosed + one-vs-all heads (`argmax q̂`, the notebook's `hq`): open-set balanced \
+                 accuracy {:.2}, AUROC of `q̂_K` {:.2}.\n",
+                100.0 * ba,
+                100.0 * a
+            );
+        }
+        s
     }
 
     fn write(&self, dir: &Path) -> Result<()> {
@@ -1625,6 +1717,35 @@ pub fn evaluate_run<B: Backend>(
     Ok(ev.metrics.summary() + &format!("wrote {}", out.display()))
 }
 
+/// The backbone of an OSSL run's last checkpoint, EMA weights (for `trainer embed --run` and
+/// `trainer export`, which expect a bare backbone: `model.mpk` also holds IOMatch's heads).
+///
+/// # Errors
+/// No checkpoint in `run_dir`, or data that cannot be loaded (the split fixes `K`).
+pub fn load_backbone<B: Backend>(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    device: &B::Device,
+) -> Result<Backbone<B>> {
+    let sec = cfg.ossl.clone().unwrap_or_default();
+    let data = load_data(cfg, &sec)?;
+    let model = build_model::<B>(
+        cfg,
+        &sec,
+        data.split.num_seen,
+        data.labelled.height,
+        device,
+        false,
+    )?;
+    let ck = checkpoint::find(run_dir)?;
+    let state = checkpoint::load_state(&ck)?;
+    let model = match load_extras_state(&ck) {
+        Some(s) if s.step == state.step => load_ema(&ck, model, device)?,
+        _ => checkpoint::load_model(&ck, model, device)?,
+    };
+    Ok(model.backbone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1643,6 +1764,15 @@ mod tests {
         assert_eq!(balanced_accuracy(&[3, 0], &[0, 0]), Some(0.5));
         assert_eq!(balanced_accuracy(&[], &[]), None);
         assert_eq!(balanced_accuracy(&[0], &[0, 1]), None);
+    }
+
+    #[test]
+    fn hat_q_by_hand() {
+        // K = 2. Row 0: p = [0.75, 0.25], o = [0.8, 0.4] -> q̂ = [0.6, 0.1, 0.3]: class 0.
+        // Row 1: o = [0.2, 0.2] -> q̂ = [0.15, 0.05, 0.8]: unknown.
+        let (pred, score) = hat_q_outputs(&[0.75, 0.25, 0.75, 0.25], &[0.8, 0.4, 0.2, 0.2], 2);
+        assert_eq!(pred, [0, 2]);
+        assert!((score[0] - 0.3).abs() < 1e-6 && (score[1] - 0.8).abs() < 1e-6);
     }
 
     #[test]
