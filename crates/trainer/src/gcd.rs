@@ -858,13 +858,14 @@ fn evaluate<B: Backend>(
     let y_t: Vec<usize> = test.labels.iter().map(|&l| l as usize).collect();
     let mut rng = Rng::stream(cfg.seed, "gcd-eval");
     let mut uniform = || rng.next_f64();
-    let (pred_u, pred_t, predictor) = if cfg.recipe == RecipeKind::Gcd {
-        // Semi-supervised k-means on L2-normalised backbone features of labelled +
-        // unlabelled training images (GCD's test_kmeans_semi_sup), test by nearest centre.
+    // L2-normalised backbone features of labelled + unlabelled training images, with the
+    // labelled images' classes: the input of semi-supervised k-means (GCD's
+    // test_kmeans_semi_sup) and of the class-number estimate. Computed once, when needed.
+    let clustering_input = if cfg.recipe == RecipeKind::Gcd || sec.estimate_k {
         let lab = Arc::new(data.split.labelled.clone());
         let out_l = infer(model, &lab, aug, bs, device)?;
         let d = out_l.dim;
-        let mut x = out_l.features.clone();
+        let mut x = out_l.features;
         x.extend_from_slice(&out_u.features);
         l2_normalize_rows(&mut x, d)?;
         let labels: Vec<Option<usize>> = lab
@@ -873,45 +874,41 @@ fn evaluate<B: Backend>(
             .map(|&l| Some(l as usize))
             .chain(std::iter::repeat_n(None, unl.len()))
             .collect();
-        let mut km = SsKMeansConfig::new(k);
-        km.n_init = sec.kmeans_n_init;
-        let res = semi_supervised_kmeans(&x, d, &labels, &km, &mut uniform)?;
-        let pred_u = res.assignments[lab.len()..].to_vec();
-        let mut xt = out_t.features.clone();
-        l2_normalize_rows(&mut xt, d)?;
-        let pred_t = nearest_centers(&xt, d, &res.centers)?;
-        (
-            pred_u,
-            pred_t,
-            "semi-supervised k-means on backbone features",
-        )
+        Some((x, d, labels))
     } else {
-        (
+        None
+    };
+    let (pred_u, pred_t, predictor) = match (&clustering_input, cfg.recipe) {
+        (Some((x, d, labels)), RecipeKind::Gcd) => {
+            // Test images go to the nearest centre.
+            let mut km = SsKMeansConfig::new(k);
+            km.n_init = sec.kmeans_n_init;
+            let res = semi_supervised_kmeans(x, *d, labels, &km, &mut uniform)?;
+            let pred_u = res.assignments[data.split.labelled.len()..].to_vec();
+            let mut xt = out_t.features.clone();
+            l2_normalize_rows(&mut xt, *d)?;
+            let pred_t = nearest_centers(&xt, *d, &res.centers)?;
+            (
+                pred_u,
+                pred_t,
+                "semi-supervised k-means on backbone features",
+            )
+        }
+        _ => (
             argmax_rows(&out_u.logits, k),
             argmax_rows(&out_t.logits, k),
             "argmax of the prototype logits",
-        )
+        ),
     };
     let acc_u = gcd_accuracy_v2(&y_u, &pred_u, &data.split.is_old)?;
     let acc_t = gcd_accuracy_v2(&y_t, &pred_t, &data.test.is_old)?;
-    let estimated_k = if sec.estimate_k {
-        let lab = Arc::new(data.split.labelled.clone());
-        let out_l = infer(model, &lab, aug, bs, device)?;
-        let d = out_l.dim;
-        let mut x = out_l.features.clone();
-        x.extend_from_slice(&out_u.features);
-        l2_normalize_rows(&mut x, d)?;
-        let labels: Vec<Option<usize>> = lab
-            .labels
-            .iter()
-            .map(|&l| Some(l as usize))
-            .chain(std::iter::repeat_n(None, unl.len()))
-            .collect();
-        let mut ek = EstimateKConfig::new(sec.max_k.unwrap_or(2 * k));
-        ek.n_init = sec.kmeans_n_init;
-        Some(estimate_k_gcd(&x, d, &labels, &ek, &mut uniform)?.k)
-    } else {
-        None
+    let estimated_k = match (&clustering_input, sec.estimate_k) {
+        (Some((x, d, labels)), true) => {
+            let mut ek = EstimateKConfig::new(sec.max_k.unwrap_or(2 * k));
+            ek.n_init = sec.kmeans_n_init;
+            Some(estimate_k_gcd(x, *d, labels, &ek, &mut uniform)?.k)
+        }
+        _ => None,
     };
     let mut ood = Vec::new();
     if cfg.recipe != RecipeKind::Gcd && !data.ood.is_empty() {
