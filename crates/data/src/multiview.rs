@@ -46,13 +46,15 @@ pub enum Sampling {
 /// Several views of one batch of images, normalized into `f32`, channel-first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MultiViewBatch {
-    /// `views[v]` holds view `v` of every image: `n * c * h * w` values, image after image.
+    /// `views[v]` holds view `v` of every image: `n * c * h * w` values, image after image
+    /// (`h x w` is the views' output size, [`ViewAugment::output_size`]).
     pub views: Vec<Vec<f32>>,
     /// The label of each image.
     pub labels: Vec<u32>,
     /// The index of each image in the loader's [`ImageSet`].
     pub indices: Vec<usize>,
-    /// `[n, channels, height, width]` of each view.
+    /// `[n, channels, height, width]` of each view (the views' output size, which may
+    /// differ from the set's image size when a view crops).
     pub shape: [usize; 4],
 }
 
@@ -137,7 +139,8 @@ impl MultiViewLoader {
     /// # Errors
     /// [`DataError::Split`] for an empty set, no view, batch size 0, a weighted sampler whose
     /// length is not the set's, or `drop_last` leaving no batch; [`DataError::Invalid`] when
-    /// a view does not fit the images ([`ViewAugment::validate`]).
+    /// a view does not fit the images ([`ViewAugment::validate`]) or the views do not share
+    /// one output size ([`ViewAugment::output_size`]; a batch has one shape).
     pub fn new(
         set: Arc<ImageSet>,
         views: Vec<ViewAugment>,
@@ -160,6 +163,18 @@ impl MultiViewLoader {
         for (v, view) in views.iter().enumerate() {
             view.validate(set.channels, set.height, set.width)
                 .map_err(|e| DataError::Invalid(format!("multi-view loader, view {v}: {e}")))?;
+        }
+        let (h0, w0) = views[0].output_size(set.height, set.width);
+        for (v, view) in views.iter().enumerate().skip(1) {
+            let (h, w) = view.output_size(set.height, set.width);
+            if (h, w) != (h0, w0) {
+                return Err(DataError::Invalid(format!(
+                    "multi-view loader: view {v} outputs {h}x{w} images and view 0 {h0}x{w0} \
+                     (from {}x{} inputs); the views of a batch must share one size (set their \
+                     crop_size / resized_crop.size alike)",
+                    set.height, set.width
+                )));
+            }
         }
         if let Sampling::Weighted(s) = &sampling {
             if s.len() != set.len() {
@@ -239,6 +254,11 @@ impl MultiViewLoader {
         &self.views
     }
 
+    /// `(height, width)` of every view of a batch (the views share it).
+    pub fn output_size(&self) -> (usize, usize) {
+        self.views[0].output_size(self.set.height, self.set.width)
+    }
+
     /// Images per batch.
     pub fn batch_size(&self) -> usize {
         self.batch_size
@@ -296,7 +316,8 @@ impl MultiViewLoader {
         let indices = order[start..stop].to_vec();
         let set = &*self.set;
         let (c, h, w) = (set.channels, set.height, set.width);
-        let per = set.image_size();
+        let (oh, ow) = self.output_size();
+        let per = c * oh * ow;
         let (seed, e) = (self.seed, epoch as u64);
         let views = self
             .views
@@ -318,7 +339,7 @@ impl MultiViewLoader {
         MultiViewBatch {
             views,
             labels: indices.iter().map(|&i| set.labels[i]).collect(),
-            shape: [indices.len(), c, h, w],
+            shape: [indices.len(), c, oh, ow],
             indices,
         }
     }
@@ -516,6 +537,48 @@ mod tests {
             .to_vec()
             .unwrap();
         assert_eq!(labels.len(), 4);
+    }
+
+    #[test]
+    fn cropping_views_set_the_batch_shape() {
+        let set = toy(5);
+        let (m, s) = (vec![0.5; 3], vec![0.25; 3]);
+        let weak = ViewAugment::imagenet_weak(4, m.clone(), s.clone());
+        let strong = ViewAugment::imagenet_strong(4, m.clone(), s.clone());
+        let l = MultiViewLoader::weak_strong(
+            set.clone(),
+            weak.clone(),
+            strong,
+            2,
+            Sampling::InOrder,
+            false,
+            8,
+        )
+        .unwrap();
+        assert_eq!(l.output_size(), (4, 4));
+        let b = l.epoch(0).next().unwrap();
+        assert_eq!(b.shape, [2, 3, 4, 4]);
+        assert_eq!(b.views[1].len(), 2 * 48);
+        let mut rng = derive_rng(8, "multiview-augment", &[0, 1, 0]);
+        let mut want = vec![0f32; 48];
+        weak.apply(set.image(1), 3, 6, 6, &mut rng, &mut want);
+        assert_eq!(b.image(0, 1), &want[..]);
+        // Views of different output sizes cannot share a batch.
+        let msg = MultiViewLoader::weak_strong(
+            set,
+            weak,
+            ViewAugment::imagenet_strong(5, m, s),
+            2,
+            Sampling::InOrder,
+            false,
+            8,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("view 1 outputs 5x5") && msg.contains("view 0 4x4"),
+            "{msg}"
+        );
     }
 
     #[test]

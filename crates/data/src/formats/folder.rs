@@ -45,8 +45,10 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Decodes one image to CHW `u8` with `channels` channels, resized when asked.
-fn decode(
+/// Decodes one image to CHW `u8` with `channels` channels (1: luma, 3: RGB), resized to
+/// `(height, width)` with [`RESIZE_FILTER`] when asked; returns `(height, width, pixels)`.
+/// Shared by the folder and file-list readers.
+pub(crate) fn decode(
     path: &Path,
     channels: usize,
     resize_to: Option<(usize, usize)>,

@@ -6,6 +6,7 @@
 //! | CIFAR-10 binary | [`cifar::load_cifar10`] | `cifar-10-batches-bin/data_batch_{1..5}.bin`, `test_batch.bin` |
 //! | CIFAR-100 binary | [`cifar::load_cifar100`] | `cifar-100-binary/train.bin`, `test.bin` |
 //! | image folder | [`folder::load_image_folder`] | `<root>/<class>/<image>.{png,jpg,jpeg,bmp}` |
+//! | file list (ImageNet-30 of IOMatch) | [`filelist::load_file_list`] | `<list>.txt` of `<path> <label>` lines, images under a root |
 //!
 //! Every reader validates headers and sizes and returns a typed [`DataError`] whose message
 //! names the file at fault, what was expected and what was found. Nothing here panics on bad
@@ -13,6 +14,7 @@
 //! and the CLI use.
 
 pub mod cifar;
+pub mod filelist;
 pub mod folder;
 pub mod idx;
 
@@ -27,6 +29,7 @@ pub use cifar::{
     load_cifar10, load_cifar100, Cifar100Labels, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES,
     CIFAR10_CLASSES,
 };
+pub use filelist::{find_entries, list_class_names, load_file_list, read_file_list, ListEntry};
 pub use folder::{load_image_folder, RESIZE_FILTER};
 pub use idx::{
     load_fashion_mnist, load_idx_dataset, load_mnist, mnist_dir, read_idx_images, read_idx_labels,
@@ -70,6 +73,10 @@ pub const NAMED_DATASETS: [&str; 5] = ["mnist", "fashion-mnist", "cifar10", "cif
 ///
 /// `train` selects the official training set, else the test set. Names are matched
 /// case-insensitively.
+///
+/// `"file-list"` (the [`DatasetRef`](crate::splits::DatasetRef) source of ImageNet-30) is
+/// not loaded here: it needs the list files, a channel count and the preprocessing, so
+/// this returns an error pointing to [`filelist::load_file_list`].
 pub fn load_named(name: &str, dir: &Path, train: bool) -> Result<ImageSet> {
     let split = Split::from_train(train);
     match name.to_ascii_lowercase().as_str() {
@@ -85,6 +92,12 @@ pub fn load_named(name: &str, dir: &Path, train: bool) -> Result<ImageSet> {
         "cifar10" | "cifar-10" => load_cifar10(dir, split),
         "cifar100" | "cifar-100" => load_cifar100(dir, split, Cifar100Labels::Fine),
         "folder" => load_image_folder(&dir.join(if train { "train" } else { "test" }), 3, None),
+        "file-list" | "file_list" | "filelist" => Err(DataError::Split(format!(
+            "dataset source \"file-list\" at {} is read from its `train_list` / `test_list` \
+             files, not by name: load it with formats::load_file_list(list, root, channels, \
+             preprocess)",
+            dir.display()
+        ))),
         other => Err(DataError::Split(format!(
             "unknown dataset '{other}' (known: {})",
             NAMED_DATASETS.join(", ")
@@ -239,6 +252,13 @@ mod tests {
             .to_string();
         assert!(
             msg.contains("imagenet") && msg.contains("fashion-mnist"),
+            "{msg}"
+        );
+        let msg = load_named("file-list", Path::new("in30"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("train_list") && msg.contains("load_file_list"),
             "{msg}"
         );
     }

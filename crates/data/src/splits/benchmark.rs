@@ -20,6 +20,18 @@
 //! dataset = { source = "fashion-mnist", path = "data/fashion", limit_per_class = 100 }
 //! ```
 //!
+//! ImageNet-30 as IOMatch reads it (source `"file-list"`, see
+//! [`formats::filelist`](crate::formats::filelist)): `path` is the root the listed image
+//! paths start from, the lists are relative to it unless absolute:
+//!
+//! ```toml
+//! [benchmark.id]
+//! source = "file-list"
+//! path = "/data/IOMatch"
+//! train_list = "data/imagenet30/filelist/train_unlabeled_full.txt"
+//! test_list = "data/imagenet30/filelist/test.txt"
+//! ```
+//!
 //! These types only describe the sets; the trainer loads them with
 //! [`formats`](crate::formats), keeps `classes` with
 //! [`ImageSet::subset_classes`](crate::ImageSet::subset_classes) and applies
@@ -35,17 +47,33 @@ use super::ClassSpec;
 use crate::error::{DataError, Result};
 
 /// The dataset sources a [`DatasetRef`] may name.
-pub const SOURCES: &[&str] = &["mnist", "fashion-mnist", "cifar10", "cifar100", "folder"];
+pub const SOURCES: &[&str] = &[
+    "mnist",
+    "fashion-mnist",
+    "cifar10",
+    "cifar100",
+    "folder",
+    "file-list",
+];
 
 /// Where a dataset comes from and which part of it to use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetRef {
     /// The format / dataset: one of [`SOURCES`] (`"mnist"`, `"fashion-mnist"`, `"cifar10"`,
-    /// `"cifar100"`, `"folder"`).
+    /// `"cifar100"`, `"folder"`, `"file-list"`).
     pub source: String,
-    /// The directory (or file) holding it.
+    /// The directory (or file) holding it; for `"file-list"`, the root folder the listed
+    /// image paths are relative to.
     pub path: PathBuf,
+    /// `"file-list"` only (required there): the list of training images, one
+    /// `<path> <label>` per line ([`read_file_list`](crate::formats::read_file_list)),
+    /// relative to `path` unless absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_list: Option<PathBuf>,
+    /// `"file-list"` only (required there): the list of test images, as `train_list`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_list: Option<PathBuf>,
     /// The classes to keep, as a [`ClassSpec`] (`"0-5"`, `"0-4,7"`); all when absent.
     /// Kept classes are relabelled `0..k` in the order written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,7 +89,25 @@ impl DatasetRef {
         self.classes.as_deref().map(ClassSpec::parse).transpose()
     }
 
-    /// Checks the source name, the path, the class list and the limit.
+    /// The resolved training (`train`) or test list of a `"file-list"` source: the list
+    /// joined to `path` unless absolute; `None` when the list is not set.
+    pub fn list_path(&self, train: bool) -> Option<PathBuf> {
+        let list = if train {
+            &self.train_list
+        } else {
+            &self.test_list
+        };
+        list.as_ref().map(|l| {
+            if l.is_absolute() {
+                l.clone()
+            } else {
+                self.path.join(l)
+            }
+        })
+    }
+
+    /// Checks the source name, the path, the lists (both set for `"file-list"`, neither
+    /// for any other source), the class list and the limit.
     pub fn validate(&self) -> Result<()> {
         if !SOURCES.contains(&self.source.as_str()) {
             return Err(DataError::Split(format!(
@@ -75,6 +121,36 @@ impl DatasetRef {
                 "dataset source {:?} has an empty path",
                 self.source
             )));
+        }
+        let lists = [
+            ("train_list", &self.train_list),
+            ("test_list", &self.test_list),
+        ];
+        for (key, list) in lists {
+            let is_list = self.source == "file-list";
+            match list {
+                None if is_list => {
+                    return Err(DataError::Split(format!(
+                        "dataset source \"file-list\" at {} needs `{key}` (a file of \
+                         `<image path> <label>` lines, relative to `path`)",
+                        self.path.display()
+                    )))
+                }
+                Some(p) if is_list && p.as_os_str().is_empty() => {
+                    return Err(DataError::Split(format!(
+                        "dataset source \"file-list\": `{key}` is empty"
+                    )))
+                }
+                Some(p) if !is_list => {
+                    return Err(DataError::Split(format!(
+                        "`{key}` = {:?} is only read by source \"file-list\", not {:?}: \
+                         remove it or change `source`",
+                        p.display().to_string(),
+                        self.source
+                    )))
+                }
+                _ => {}
+            }
         }
         self.class_spec()?;
         if self.limit_per_class == Some(0) {
@@ -326,6 +402,52 @@ mod tests {
         let mut b = bench();
         b.id.path = PathBuf::new();
         assert!(err(&b).contains("empty path"));
+    }
+
+    #[test]
+    fn file_list_source_needs_both_lists() {
+        let text = r#"
+            source = "file-list"
+            path = "/data/IOMatch"
+            train_list = "data/imagenet30/filelist/train_unlabeled_full.txt"
+            test_list = "/lists/test.txt"
+        "#;
+        let d: DatasetRef = toml::from_str(text).unwrap();
+        d.validate().unwrap();
+        assert_eq!(
+            d.list_path(true).unwrap(),
+            PathBuf::from("/data/IOMatch/data/imagenet30/filelist/train_unlabeled_full.txt")
+        );
+        assert_eq!(
+            d.list_path(false).unwrap(),
+            PathBuf::from("/lists/test.txt")
+        );
+        assert_eq!(
+            toml::from_str::<DatasetRef>(&toml::to_string(&d).unwrap()).unwrap(),
+            d
+        );
+
+        let mut no_test = d.clone();
+        no_test.test_list = None;
+        let e = no_test.validate().unwrap_err().to_string();
+        assert!(e.contains("`test_list`") && e.contains("file-list"), "{e}");
+        assert_eq!(no_test.list_path(false), None);
+        let mut no_train = d.clone();
+        no_train.train_list = None;
+        assert!(no_train
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`train_list`"));
+
+        // Other sources reject the keys, and do not write them.
+        let mut b = bench();
+        b.id.test_list = Some("t.txt".into());
+        let e = err(&b);
+        assert!(e.contains("`test_list`") && e.contains("\"mnist\""), "{e}");
+        assert!(!toml::to_string(&bench()).unwrap().contains("_list"));
+        let typo = text.replace("test_list", "test_lst");
+        assert!(toml::from_str::<DatasetRef>(&typo).is_err());
     }
 
     #[test]

@@ -161,12 +161,14 @@ impl OsslConfig {
 /// An OSSL split of a training set (see the [module docs](self)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OsslSplit {
-    /// `labels_per_class` images of each seen class, labels `0..K`.
+    /// The labelled images of the seen classes, labels `0..K`: `labels_per_class` per class
+    /// ([`OsslSplit::new`]) or the given ones ([`OsslSplit::from_labelled_indices`]).
     pub labelled: ImageSet,
     /// The unlabelled images of every class, labelled as IOMatch's `reassign_target`
     /// (seen `0..K`, unseen `K..N`), for evaluation only.
     pub unlabelled: ImageSet,
-    /// Index in the source set of each labelled image (ascending).
+    /// Index in the source set of each labelled image (ascending; an image given twice to
+    /// [`OsslSplit::from_labelled_indices`] appears twice).
     pub labelled_indices: Vec<usize>,
     /// Index in the source set of each unlabelled image (ascending).
     pub unlabelled_indices: Vec<usize>,
@@ -194,14 +196,9 @@ pub struct OsslTest {
 }
 
 impl OsslSplit {
-    /// Splits `train` by `config`, drawing the labelled images with `seed`.
-    ///
-    /// # Errors
-    /// [`DataError::Split`] naming the value: the class list does not parse or names a
-    /// class the set lacks, every class is seen (no unseen class), `labels_per_class` is 0,
-    /// or a seen class has fewer images than `labels_per_class` (naming the class and both
-    /// counts).
-    pub fn new(train: &ImageSet, config: &OsslConfig, seed: u64) -> Result<Self> {
+    /// The seen classes of `config` (in the order written) and the unseen ones (ascending)
+    /// of `train`.
+    fn seen_and_unseen(train: &ImageSet, config: &OsslConfig) -> Result<(Vec<u32>, Vec<u32>)> {
         let ctx = |e: DataError| match e {
             DataError::Split(m) => DataError::Split(format!("ossl.seen_classes: {m}")),
             other => other,
@@ -219,6 +216,18 @@ impl OsslSplit {
                 train.num_classes()
             )));
         }
+        Ok((seen, unseen))
+    }
+
+    /// Splits `train` by `config`, drawing the labelled images with `seed`.
+    ///
+    /// # Errors
+    /// [`DataError::Split`] naming the value: the class list does not parse or names a
+    /// class the set lacks, every class is seen (no unseen class), `labels_per_class` is 0,
+    /// or a seen class has fewer images than `labels_per_class` (naming the class and both
+    /// counts).
+    pub fn new(train: &ImageSet, config: &OsslConfig, seed: u64) -> Result<Self> {
+        let (seen, unseen) = Self::seen_and_unseen(train, config)?;
         if config.labels_per_class == 0 {
             return Err(DataError::Split(
                 "ossl.labels_per_class = 0: every seen class needs at least one label".into(),
@@ -236,9 +245,6 @@ impl OsslSplit {
                 )));
             }
         }
-        let classes: Vec<u32> = seen.iter().chain(&unseen).copied().collect();
-        let map = label_map(train.num_classes(), &classes);
-
         let mut by_class = vec![Vec::new(); train.num_classes()];
         for (i, &l) in train.labels.iter().enumerate() {
             by_class[l as usize].push(i);
@@ -250,6 +256,84 @@ impl OsslSplit {
             rng.shuffle(&mut idx);
             picked.extend_from_slice(&idx[..config.labels_per_class]);
         }
+        Ok(Self::build(train, config, &seen, &unseen, picked))
+    }
+
+    /// Splits `train` by `config` with the labelled images given instead of drawn: the
+    /// images of `train` at `labelled` (any order; the split keeps them ascending). This is
+    /// how IOMatch's ImageNet-30 is split: `train_labeled_p1.txt` names the labelled images
+    /// of the 20 seen classes, matched against `train_unlabeled_full.txt` (see
+    /// [`find_entries`](crate::formats::find_entries)). `config.labels_per_class` is ignored;
+    /// seen classes and the unlabelled set follow `config` as in [`OsslSplit::new`].
+    ///
+    /// An index given twice is a labelled image that appears twice in `labelled` (and is
+    /// drawn twice as often), as the reference's list datasets do: IOMatch's
+    /// `train_labeled_p1.txt` has 260 lines for 250 distinct images, `train_labeled_p5.txt`
+    /// 1,300 lines for 1,028.
+    ///
+    /// # Errors
+    /// [`DataError::Split`] naming the value: the class list does not parse or names a
+    /// class the set lacks, no unseen class, an unseen class without training image, an
+    /// index out of range, an index whose class is not seen, or a seen
+    /// class without a labelled image.
+    pub fn from_labelled_indices(
+        train: &ImageSet,
+        config: &OsslConfig,
+        labelled: &[usize],
+    ) -> Result<Self> {
+        let (seen, unseen) = Self::seen_and_unseen(train, config)?;
+        check_present(train, &unseen, "ossl: unseen")?;
+        let mut is_seen = vec![false; train.num_classes()];
+        for &c in &seen {
+            is_seen[c as usize] = true;
+        }
+        let mut per_class = vec![0usize; train.num_classes()];
+        for (k, &i) in labelled.iter().enumerate() {
+            if i >= train.len() {
+                return Err(DataError::Split(format!(
+                    "ossl: labelled index {i} (entry {}) is out of range for a training set of \
+                     {} images",
+                    k + 1,
+                    train.len()
+                )));
+            }
+            let c = train.labels[i];
+            if !is_seen[c as usize] {
+                return Err(DataError::Split(format!(
+                    "ossl: labelled index {i} (entry {}) is an image of class {c} ({}), which \
+                     is not seen (ossl.seen_classes = {:?})",
+                    k + 1,
+                    train.class_names[c as usize],
+                    config.seen_classes
+                )));
+            }
+            per_class[c as usize] += 1;
+        }
+        if let Some(&c) = seen.iter().find(|&&c| per_class[c as usize] == 0) {
+            return Err(DataError::Split(format!(
+                "ossl: seen class {c} ({}) has no labelled image",
+                train.class_names[c as usize]
+            )));
+        }
+        Ok(Self::build(
+            train,
+            config,
+            &seen,
+            &unseen,
+            labelled.to_vec(),
+        ))
+    }
+
+    /// The split once the labelled images (`picked`, any order, checked) are chosen.
+    fn build(
+        train: &ImageSet,
+        config: &OsslConfig,
+        seen: &[u32],
+        unseen: &[u32],
+        mut picked: Vec<usize>,
+    ) -> Self {
+        let classes: Vec<u32> = seen.iter().chain(unseen).copied().collect();
+        let map = label_map(train.num_classes(), &classes);
         picked.sort_unstable();
         let mut is_labelled = vec![false; train.len()];
         for &i in &picked {
@@ -270,7 +354,7 @@ impl OsslSplit {
             .iter()
             .map(|&l| (l as usize) < seen.len())
             .collect();
-        Ok(Self {
+        Self {
             labelled,
             unlabelled,
             labelled_indices: picked,
@@ -278,7 +362,7 @@ impl OsslSplit {
             is_seen,
             classes,
             num_seen: seen.len(),
-        })
+        }
     }
 
     /// Number of unseen classes.
@@ -450,6 +534,65 @@ mod tests {
             OsslSplit::new(&set, &OsslConfig::new("3,1", 2), 4).unwrap(),
             s
         );
+    }
+
+    #[test]
+    fn given_labelled_indices_by_hand() {
+        // toy(4, 3): image i has class i % 4; seen classes 2,0 (labels 0, 1), unseen 1, 3.
+        let set = toy(4, 3);
+        let cfg = OsslConfig::new("2,0", 99); // labels_per_class is ignored
+        let s = OsslSplit::from_labelled_indices(&set, &cfg, &[10, 0, 6]).unwrap();
+        assert_eq!(s.classes, [2, 0, 1, 3]);
+        assert_eq!(s.num_seen, 2);
+        assert_eq!(s.labelled_indices, [0, 6, 10]);
+        // Image 0 is class 0 -> label 1; images 6 and 10 are class 2 -> label 0.
+        assert_eq!(s.labelled.labels, [1, 0, 0]);
+        assert_eq!(s.labelled.pixels, [0, 6, 10]);
+        assert_eq!(s.labelled.class_names, ["c2", "c0"]);
+        assert_eq!(s.unlabelled_indices, (0..12).collect::<Vec<_>>());
+        // Classes 0,1,2,3 -> labels 1,2,0,3.
+        assert_eq!(&s.unlabelled.labels[..4], &[1, 2, 0, 3]);
+        assert_eq!(&s.is_seen[..4], &[true, false, true, false]);
+        let mut without = cfg.clone();
+        without.include_labelled_in_unlabelled = false;
+        let t = OsslSplit::from_labelled_indices(&set, &without, &[10, 0, 6]).unwrap();
+        assert_eq!(t.unlabelled_indices, [1, 2, 3, 4, 5, 7, 8, 9, 11]);
+        // The drawn split is the given split of the indices it drew.
+        let drawn = OsslSplit::new(&set, &OsslConfig::new("2,0", 2), 7).unwrap();
+        let given = OsslSplit::from_labelled_indices(&set, &cfg, &drawn.labelled_indices).unwrap();
+        assert_eq!(given, drawn);
+    }
+
+    #[test]
+    fn given_labelled_indices_errors_name_the_value() {
+        let set = toy(4, 3);
+        let e = |seen: &str, idx: &[usize]| {
+            OsslSplit::from_labelled_indices(&set, &OsslConfig::new(seen, 1), idx)
+                .unwrap_err()
+                .to_string()
+        };
+        let m = e("0,2", &[0, 12]);
+        assert!(
+            m.contains("index 12 (entry 2) is out of range") && m.contains("12 images"),
+            "{m}"
+        );
+        // A repeated index is a repeated labelled image (the reference's lists have some).
+        let r =
+            OsslSplit::from_labelled_indices(&set, &OsslConfig::new("0,2", 1), &[0, 2, 0]).unwrap();
+        assert_eq!(r.labelled_indices, [0, 0, 2]);
+        assert_eq!(r.labelled.labels, [0, 0, 1]);
+        assert_eq!(r.unlabelled.len(), 12);
+        let m = e("0,2", &[0, 5, 2]);
+        assert!(
+            m.contains("index 5 (entry 2)") && m.contains("class 1 (c1)"),
+            "{m}"
+        );
+        assert!(m.contains("not seen"), "{m}");
+        let m = e("0,2", &[4, 8]);
+        assert!(m.contains("seen class 2 (c2) has no labelled image"), "{m}");
+        let m = e("0-3", &[0, 1, 2, 3]);
+        assert!(m.contains("no unseen class"), "{m}");
+        assert!(e("0,7", &[0]).contains("ossl.seen_classes"));
     }
 
     #[test]

@@ -29,8 +29,11 @@
 //!   on `u8` CHW images, byte-exact with Pillow on the fixtures.
 //! - [`randaugment`]: USB's RandAugment (3 ops with replacement, magnitudes uniform in each
 //!   op's range) followed by Cutout; a grey-image variant for digits.
-//! - [`views`]: [`ViewAugment`], one view = flip + padded crop (zero or reflect) + optional
-//!   RandAugment + normalization; presets for USB's weak / strong views and for digits.
+//! - [`views`]: [`ViewAugment`], one view = flip + crop (padded random crop, zero or
+//!   reflect, or [`RandomResizedCrop`]) + optional RandAugment + normalization; presets for
+//!   USB's weak / strong views, IOMatch's ImageNet-30 views and digits.
+//! - [`resize`]: [`Preprocess`], the deterministic resize / centre crop applied when a set
+//!   is loaded (torchvision `Resize(s)`, `Resize((h, w))`, `CenterCrop`).
 
 mod augment;
 mod geometric;
@@ -49,7 +52,7 @@ pub use mix::{cutmix_box, lambda_from_box, mixup, mixup_in_place, paste_box, Cut
 pub use normalize::{normalize_pixel, to_f32_normalized};
 pub use randaugment::{RandAugment, RandAugmentDraw, RandAugmentOps, RandOp};
 pub use resize::Preprocess;
-pub use views::{PaddingMode, ViewAugment, ViewDraw};
+pub use views::{CropBox, PaddingMode, RandomResizedCrop, ViewAugment, ViewDraw};
 
 /// Panics with a clear message unless `len == c * h * w`.
 fn check_len(what: &str, len: usize, c: usize, h: usize, w: usize) {
