@@ -312,6 +312,52 @@ pub fn accuracy(predictions: &[usize], labels: &[usize]) -> Result<f64> {
     Ok(correct as f64 / labels.len() as f64)
 }
 
+/// Recall of each class `0..=max(label)`: the fraction of its samples predicted as it
+/// (`None` for a class with no sample). Predictions may name classes no label has (an
+/// open-set method predicting "unknown" on a closed test set).
+///
+/// # Errors
+/// [`EvalError::LengthMismatch`] if the slices differ in length, [`EvalError::Empty`] if
+/// they are empty.
+pub fn per_class_recall(predictions: &[usize], labels: &[usize]) -> Result<Vec<Option<f64>>> {
+    if predictions.len() != labels.len() {
+        return Err(EvalError::LengthMismatch {
+            what: "predictions vs labels",
+            left: predictions.len(),
+            right: labels.len(),
+        });
+    }
+    let Some(&max) = labels.iter().max() else {
+        return Err(EvalError::Empty { what: "labels" });
+    };
+    let mut total = vec![0usize; max + 1];
+    let mut hit = vec![0usize; max + 1];
+    for (&p, &y) in predictions.iter().zip(labels) {
+        total[y] += 1;
+        hit[y] += usize::from(p == y);
+    }
+    Ok(total
+        .iter()
+        .zip(&hit)
+        .map(|(&t, &h)| (t > 0).then(|| h as f64 / t as f64))
+        .collect())
+}
+
+/// Balanced accuracy, sklearn's `balanced_accuracy_score` (`adjusted=False`): the mean of
+/// [`per_class_recall`] over the classes present in `labels`. It is the open-set accuracy
+/// of IOMatch (its Eq. 9, over `K + 1` classes with every unseen class merged into `K`),
+/// where one "unknown" class would otherwise outweigh the seen ones.
+///
+/// # Errors
+/// As [`per_class_recall`].
+pub fn balanced_accuracy(predictions: &[usize], labels: &[usize]) -> Result<f64> {
+    let present: Vec<f64> = per_class_recall(predictions, labels)?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(present.iter().sum::<f64>() / present.len() as f64)
+}
+
 /// Checks a target TPR: a number in `[0, 1]`.
 fn check_tpr(tpr: f64) -> Result<()> {
     if (0.0..=1.0).contains(&tpr) {
@@ -747,6 +793,36 @@ mod tests {
             ));
             assert!(fpr_at_tpr_id_positive(&[1.0], &[0.0], tpr).is_err());
         }
+    }
+
+    #[test]
+    fn balanced_accuracy_by_hand() {
+        // Class 0: 2/3 right, class 1: 1/1, class 2 (unknown): 0/2 -> (2/3 + 1 + 0) / 3.
+        let labels = [0, 0, 0, 1, 2, 2];
+        let preds = [0, 0, 1, 1, 0, 1];
+        let ba = balanced_accuracy(&preds, &labels).unwrap();
+        assert!((ba - (2.0 / 3.0 + 1.0) / 3.0).abs() < 1e-12);
+        // sklearn: balanced_accuracy_score([0,0,0,1,2,2], [0,0,1,1,0,1]) = 0.5555...
+        assert!((ba - 0.555_555_555_555_555_6).abs() < 1e-15);
+        assert_eq!(
+            per_class_recall(&preds, &labels).unwrap(),
+            vec![Some(2.0 / 3.0), Some(1.0), Some(0.0)]
+        );
+        // A class absent from the labels does not count (sklearn); a predicted class no
+        // label has is just a miss.
+        assert_eq!(balanced_accuracy(&[3, 0], &[0, 0]).unwrap(), 0.5);
+        assert_eq!(
+            per_class_recall(&[1, 1], &[0, 2]).unwrap(),
+            vec![Some(0.0), None, Some(0.0)]
+        );
+        assert!(matches!(
+            balanced_accuracy(&[], &[]),
+            Err(EvalError::Empty { .. })
+        ));
+        assert!(matches!(
+            balanced_accuracy(&[0], &[0, 1]),
+            Err(EvalError::LengthMismatch { .. })
+        ));
     }
 
     #[test]
