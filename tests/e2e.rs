@@ -684,6 +684,180 @@ fn ossl_fixmatch_same_seed_same_metrics_and_bad_input() {
     assert_clean_failure(&o, &["[[data.ood]]"]);
 }
 
+/// Writes real digits of the bundled MNIST subset as PNGs laid out as IOMatch's
+/// ImageNet-30 (`data/imagenet30/one_class_{train,test}/<class>/...`) with its file lists
+/// (`<path> <label>` per line, paths relative to `root`), `per_class` training and
+/// `per_class / 2` test images for each digit. The labelled list holds the first 2 training
+/// images of digits 0-5 and repeats one line, as `train_labeled_p1.txt` does.
+fn write_imagenet30_style(root: &Path, per_class: usize) {
+    const NAMES: [&str; 10] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    let base = root.join("data/imagenet30");
+    std::fs::create_dir_all(base.join("filelist")).unwrap();
+    let mut lists: [String; 3] = Default::default(); // train, test, labelled
+    for (train, n) in [(true, per_class), (false, per_class / 2)] {
+        let set = unseen_data::formats::load_named(
+            "mnist",
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/mnist-subset"),
+            train,
+        )
+        .unwrap();
+        let mut count = [0usize; 10];
+        for i in 0..set.len() {
+            let c = set.labels[i] as usize;
+            if count[c] == n {
+                continue;
+            }
+            let rel = if train {
+                format!(
+                    "data/imagenet30/one_class_train/{}/n{c:02}_{i}.png",
+                    NAMES[c]
+                )
+            } else {
+                format!(
+                    "data/imagenet30/one_class_test/{}/n{c:02}/test_{i}.png",
+                    NAMES[c]
+                )
+            };
+            let path = root.join(&rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            image::GrayImage::from_raw(28, 28, set.image(i).to_vec())
+                .unwrap()
+                .save(&path)
+                .unwrap();
+            let line = format!("{rel} {c}\n");
+            if train && c < 6 && count[c] < 2 {
+                lists[2].push_str(&line);
+            }
+            lists[usize::from(!train)].push_str(&line);
+            count[c] += 1;
+        }
+    }
+    let repeated = lists[2].lines().next().unwrap().to_string();
+    lists[2].push_str(&format!("{repeated}\n"));
+    for (name, text) in ["train_unlabeled_full", "test", "train_labeled_p1"]
+        .iter()
+        .zip(&lists)
+    {
+        std::fs::write(base.join(format!("filelist/{name}.txt")), text).unwrap();
+    }
+}
+
+#[test]
+fn ossl_iomatch_runs_the_imagenet30_config_from_file_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("in30");
+    write_imagenet30_style(&data, 12);
+    let out = tmp.path().join("runs");
+    // The shipped paper config, shrunk: every data and view setting is the paper's except
+    // the image sizes (28-pixel digits: training images stretched to 36x36, test images
+    // Resize(32) + CenterCrop(28), so the views crop 28 out of 36).
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "train",
+            "--config",
+            "configs/papers/iomatch_in30_p1.toml",
+            "--quiet",
+            "--set",
+            "model.name=\"resnet_small\"",
+            "--set",
+            "model.width=4",
+            "--set",
+            "data.train_preprocess.resize_to=[36, 36]",
+            "--set",
+            "data.preprocess.resize=32",
+            "--set",
+            "data.preprocess.center_crop=28",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "train.batch_size=4",
+            "--set",
+            "ossl.mu=2",
+            "--set",
+            "ossl.iters_per_epoch=2",
+            "--set",
+            "ossl.eval_every_iters=0",
+            "--set",
+            "ossl.seen_classes=\"0-5\"",
+            "--set",
+            "eval.batch_size=16",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend([
+            "--set".to_string(),
+            format!("data.id.path={:?}", data.display().to_string()),
+            "--set".to_string(),
+            format!("output_dir={:?}", out.display().to_string()),
+        ]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    run_ok(&args(&[]));
+    let m = ossl_metrics(&out.join("iomatch_in30_p1"));
+    let o = &m["ossl"];
+    assert_eq!(o["num_seen_classes"], 6);
+    assert_eq!(o["num_unseen_classes"], 4);
+    // 12 listed lines for digits 0-5 plus one repeated line: 13 labelled images.
+    assert_eq!(o["labelled_images"], 13);
+    assert_eq!(o["unlabelled_images"], 120);
+    assert_eq!(o["closed_test_images"], 36);
+    assert_eq!(o["full_test_images"], 60);
+    assert_eq!(o["iterations"], 4);
+    for k in ["closed_accuracy", "open_balanced_accuracy", "auroc"] {
+        let v = o[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    assert_eq!(o["labels_per_class"], serde_json::Value::Null);
+    assert_eq!(
+        o["labelled_list"],
+        "data/imagenet30/filelist/train_labeled_p1.txt"
+    );
+    // Same config, same seed: the same metrics.
+    run_ok(&args(&["--set", "name=\"again\""]));
+    let mut again = ossl_metrics(&out.join("again"));
+    assert_eq!(again["run"], "again");
+    again["run"] = m["run"].clone();
+    assert_eq!(again, m);
+
+    let fails = |extra: &[&str], needles: &[&str]| {
+        let a = args(extra);
+        let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+        assert_clean_failure(&trainer(&a), needles);
+    };
+    // A labelled line that is not in the training list names the entry.
+    let list = data.join("data/imagenet30/filelist/train_labeled_p1.txt");
+    let good = std::fs::read_to_string(&list).unwrap();
+    std::fs::write(
+        &list,
+        format!("{good}data/imagenet30/one_class_train/x.png 0\n"),
+    )
+    .unwrap();
+    fails(&[], &["labelled_list", "entry 14", "x.png"]);
+    std::fs::write(&list, &good).unwrap();
+    // A missing image names the list, the line and the file.
+    let train_list = data.join("data/imagenet30/filelist/train_unlabeled_full.txt");
+    let first = std::fs::read_to_string(&train_list).unwrap();
+    let img = first.lines().nth(1).unwrap().split(' ').next().unwrap();
+    std::fs::remove_file(data.join(img)).unwrap();
+    fails(&[], &["train_unlabeled_full.txt", "line 2", img]);
+    // The list and a drawn split exclude each other; the list needs a file-list source.
+    fails(
+        &["--set", "ossl.labels_per_class=2"],
+        &["labels_per_class", "labelled_list", "exclude"],
+    );
+    fails(
+        &[
+            "--set",
+            "data.id={ source = \"mnist\", path = \"datasets/mnist-subset\" }",
+        ],
+        &["labelled_list", "file-list"],
+    );
+}
+
 /// A tiny GCD-family run (`recipe`) of the CPU MNIST config in `out`.
 fn gcd_args(recipe: &str, out: &Path, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = [

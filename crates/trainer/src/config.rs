@@ -150,6 +150,23 @@ pub struct DataConfig {
     /// 32 pixels for a patch-16 ViT). Empty: images are used at their size.
     #[serde(default)]
     pub preprocess: unseen_data::transforms::Preprocess,
+    /// The training splits' resize / crop when it differs from the test images'
+    /// (`[data.preprocess]` then applies to test splits only). ImageNet-30 in IOMatch:
+    /// training images `Resize((256, 256))` (`resize_to = [256, 256]`, cropped to 224 by the
+    /// views), test images `Resize(256)` + `CenterCrop(224)`. Absent: `preprocess` for both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_preprocess: Option<unseen_data::transforms::Preprocess>,
+}
+
+impl DataConfig {
+    /// The resize / crop of the training (`train`) or test splits: `train_preprocess` for
+    /// training splits when it is set, else `preprocess`.
+    pub fn preprocess_for(&self, train: bool) -> &unseen_data::transforms::Preprocess {
+        match (&self.train_preprocess, train) {
+            (Some(p), true) => p,
+            _ => &self.preprocess,
+        }
+    }
 }
 
 /// Optimiser choice.
@@ -417,6 +434,21 @@ fn validate(cfg: &ExperimentConfig) -> Result<()> {
         }
         .validate()
         .map_err(|e| anyhow::anyhow!("[[data.ood]]: {e}"))?;
+    }
+    for (key, p) in [
+        ("[data.preprocess]", Some(&d.preprocess)),
+        ("[data.train_preprocess]", d.train_preprocess.as_ref()),
+    ] {
+        if let Some(p) = p {
+            p.validate().map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+        }
+    }
+    if d.train_preprocess.is_some() && cfg.recipe.family() == RecipeFamily::Gcd {
+        bail!(
+            "[data.train_preprocess]: category discovery evaluates on its training images, \
+             which must therefore be preprocessed as the test images; remove the table and \
+             use [data.preprocess]"
+        );
     }
     if cfg.recipe.needs_outliers() && d.outliers.is_none() {
         bail!(

@@ -32,8 +32,10 @@ impl ExperimentData {
     }
 }
 
-/// Loads one dataset (train or test split), keeps its classes and applies the per-class
-/// limit with a seeded subsample.
+/// Loads one dataset (train or test split), keeps its classes, applies the per-class
+/// limit with a seeded subsample, then `preprocess` (pass
+/// [`DataConfig::preprocess_for`]`(train)`). A `file-list` source reads `train_list` or
+/// `test_list` as RGB and resizes each image as it is decoded.
 pub fn load_dataset(
     d: &DatasetRef,
     train: bool,
@@ -54,8 +56,18 @@ pub fn load_dataset(
         );
     }
     let split = if train { "train" } else { "test" };
-    let mut set = unseen_data::formats::load_named(&d.source, path, train)
-        .with_context(|| format!("{what}: cannot load the {split} split"))?;
+    let from_list = d.source == "file-list";
+    let mut set = if from_list {
+        // Images of any size: each is resized / cropped as it is decoded.
+        let list = d.list_path(train).with_context(|| {
+            format!("{what}: source \"file-list\" needs `train_list` and `test_list`")
+        })?;
+        unseen_data::formats::load_file_list(&list, path, 3, preprocess)
+            .with_context(|| format!("{what}: cannot load the {split} list"))?
+    } else {
+        unseen_data::formats::load_named(&d.source, path, train)
+            .with_context(|| format!("{what}: cannot load the {split} split"))?
+    };
     if let Some(spec) = &d.classes {
         let classes = unseen_data::splits::ClassSpec::parse(spec)
             .with_context(|| format!("{what}: bad `classes` value"))?
@@ -71,7 +83,7 @@ pub fn load_dataset(
     if set.is_empty() {
         anyhow::bail!("{what}: the {split} split holds no image after class selection");
     }
-    if !preprocess.is_identity() {
+    if !from_list && !preprocess.is_identity() {
         set = preprocess
             .apply(&set)
             .with_context(|| format!("{what}: [data.preprocess]"))?;
@@ -86,8 +98,8 @@ pub fn load(
     with_outliers: bool,
     channels: usize,
 ) -> Result<ExperimentData> {
-    let id_train = load_dataset(&cfg.id, true, seed, "data.id", &cfg.preprocess)?;
-    let id_test = load_dataset(&cfg.id, false, seed, "data.id", &cfg.preprocess)?;
+    let id_train = load_dataset(&cfg.id, true, seed, "data.id", cfg.preprocess_for(true))?;
+    let id_test = load_dataset(&cfg.id, false, seed, "data.id", cfg.preprocess_for(false))?;
     let check = |s: &ImageSet, what: &str| -> Result<()> {
         if s.channels != channels {
             anyhow::bail!(
@@ -109,7 +121,7 @@ pub fn load(
     check(&id_train, "data.id")?;
     let outliers = match (&cfg.outliers, with_outliers) {
         (Some(o), true) => {
-            let s = load_dataset(o, true, seed, "data.outliers", &cfg.preprocess)?;
+            let s = load_dataset(o, true, seed, "data.outliers", cfg.preprocess_for(true))?;
             check(&s, "data.outliers")?;
             Some(Arc::new(s))
         }
@@ -118,7 +130,7 @@ pub fn load(
     let mut ood = Vec::new();
     for (i, o) in cfg.ood.iter().enumerate() {
         let what = format!("data.ood[{i}] ({})", o.name);
-        let s = load_dataset(&o.dataset, false, seed, &what, &cfg.preprocess)?;
+        let s = load_dataset(&o.dataset, false, seed, &what, cfg.preprocess_for(false))?;
         check(&s, &what)?;
         let group = match o.group {
             unseen_data::splits::OodGroup::Near => OodGroup::Near,

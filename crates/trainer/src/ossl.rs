@@ -53,10 +53,11 @@
 //! # Metrics (`evaluate.ipynb`, `evaluate_io`)
 //! - closed-set accuracy: `argmax` of the closed head on the seen test images (`c_acc_c_p`);
 //! - open-set balanced accuracy: sklearn's `balanced_accuracy_score` over `K + 1` classes on
-//!   the full test set, unseen classes merged into class `K` ([`balanced_accuracy`]). IOMatch
-//!   predicts with the open-set head, `argmax softmax(logits_open)` (`o_acc_f_q`). FixMatch
-//!   has no open-set head: it predicts class `K` when its max probability is below its
-//!   confidence threshold `p_cutoff` (0.95), else the closed-set argmax;
+//!   the full test set, unseen classes merged into class `K`
+//!   ([`unseen_eval::metrics::balanced_accuracy`]). IOMatch predicts with the open-set
+//!   head, `argmax softmax(logits_open)` (`o_acc_f_q`). FixMatch has no open-set head: it
+//!   predicts class `K` when its max probability is below its confidence threshold
+//!   `p_cutoff` (0.95), else the closed-set argmax;
 //! - AUROC of an unknown score with the unseen images as positives (ranked with
 //!   [`unseen_eval::metrics::auroc`], whose scores are "higher = more ID", so the unknown
 //!   score is negated). FixMatch: `1 − max p`. IOMatch: the open-set head's probability of
@@ -150,6 +151,11 @@ pub enum ViewPreset {
     Usb,
     /// Digits: zero-padded crop, no flip; strong adds the grey RandAugment.
     Digits,
+    /// ImageNet-sized images (USB's `get_imagenet30`): weak = `RandomCrop(s)` + flip, strong
+    /// = `RandomResizedCrop(s)` + flip + RandAugment(3, 5) + Cutout, where `s` is the side
+    /// of the test images (224 after `[data.preprocess] center_crop`), cut from the larger
+    /// training images (`[data.train_preprocess] resize_to = [256, 256]`).
+    Imagenet,
 }
 
 /// `[ossl]` settings of the `fixmatch` and `iomatch` recipes. Every key is optional in the
@@ -172,9 +178,17 @@ pub struct OsslSection {
     /// `0..K` in the order written. Required.
     #[serde(default)]
     pub seen_classes: Option<String>,
-    /// Labelled images per seen class (IOMatch: 4 or 25). Required.
+    /// Labelled images per seen class, drawn with the seed (IOMatch: 4 or 25). Required
+    /// unless `labelled_list` names them.
     #[serde(default)]
     pub labels_per_class: Option<usize>,
+    /// The labelled images as a list in the `file-list` format (`<path> <label>` per line,
+    /// IOMatch's `data/imagenet30/filelist/train_labeled_p1.txt`), relative to
+    /// `data.id.path` unless absolute. Each line must also be in `data.id.train_list`;
+    /// a line given twice is a labelled image drawn twice as often, as the reference.
+    /// Needs `data.id.source = "file-list"`; excludes `labels_per_class`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labelled_list: Option<std::path::PathBuf>,
     /// Whether the unlabelled set also holds the labelled images (USB / IOMatch: true).
     #[serde(default)]
     pub include_labelled_in_unlabelled: Option<bool>,
@@ -340,15 +354,23 @@ impl OsslSection {
                     .map_err(|e| format!("`seen_classes` = {s:?}: {e}"))?;
             }
         }
-        match self.labels_per_class {
-            None => {
+        match (self.labels_per_class, &self.labelled_list) {
+            (None, None) => {
                 return Err(format!(
-                    "`labels_per_class` is required for recipe `{}` (IOMatch uses 4 and 25)",
+                    "`labels_per_class` (or `labelled_list`) is required for recipe `{}` \
+                     (IOMatch uses 4 and 25 labels per class)",
                     recipe.name()
                 ))
             }
-            Some(0) => return Err("`labels_per_class` must be at least 1".into()),
-            Some(_) => {}
+            (Some(_), Some(_)) => {
+                return Err(
+                    "`labels_per_class` and `labelled_list` exclude each other: the list \
+                     names the labelled images"
+                        .into(),
+                )
+            }
+            (Some(0), None) => return Err("`labels_per_class` must be at least 1".into()),
+            _ => {}
         }
         for (name, v) in [
             ("mu", self.mu),
@@ -418,6 +440,21 @@ fn check_config(cfg: &ExperimentConfig) -> Result<()> {
              `ossl.seen_classes`, the others are the unseen ones); remove `data.id.classes`"
         );
     }
+    if cfg.ossl.as_ref().is_some_and(|o| o.labelled_list.is_some()) {
+        if cfg.data.id.source != "file-list" {
+            bail!(
+                "`ossl.labelled_list` names images of `data.id.train_list`: it needs \
+                 `data.id.source = \"file-list\"` (got {:?})",
+                cfg.data.id.source
+            );
+        }
+        if cfg.data.id.limit_per_class.is_some() {
+            bail!(
+                "`ossl.labelled_list` refers to every line of `data.id.train_list`; remove \
+                 `data.id.limit_per_class`"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -448,8 +485,10 @@ pub struct OsslData {
 /// class than a seen class has images (the message names the class and both counts).
 pub fn load_data(cfg: &ExperimentConfig, sec: &OsslSection) -> Result<OsslData> {
     let d = &cfg.data;
-    let train = crate::data_setup::load_dataset(&d.id, true, cfg.seed, "data.id", &d.preprocess)?;
-    let test = crate::data_setup::load_dataset(&d.id, false, cfg.seed, "data.id", &d.preprocess)?;
+    let load = |train: bool| {
+        crate::data_setup::load_dataset(&d.id, train, cfg.seed, "data.id", d.preprocess_for(train))
+    };
+    let (train, test) = (load(true)?, load(false)?);
     if train.channels != cfg.model.in_channels {
         bail!(
             "data.id has {} channel(s) but `model.in_channels` is {}",
@@ -457,7 +496,14 @@ pub fn load_data(cfg: &ExperimentConfig, sec: &OsslSection) -> Result<OsslData> 
             cfg.model.in_channels
         );
     }
-    let split = OsslSplit::new(&train, &sec.split_config(), cfg.seed).context("[ossl] split")?;
+    let split = match &sec.labelled_list {
+        None => OsslSplit::new(&train, &sec.split_config(), cfg.seed),
+        Some(list) => {
+            let indices = labelled_indices(cfg, list)?;
+            OsslSplit::from_labelled_indices(&train, &sec.split_config(), &indices)
+        }
+    }
+    .context("[ossl] split")?;
     let test = split.test(&test).context("[ossl] test split")?;
     Ok(OsslData {
         labelled: Arc::new(split.labelled.clone()),
@@ -468,11 +514,38 @@ pub fn load_data(cfg: &ExperimentConfig, sec: &OsslSection) -> Result<OsslData> 
     })
 }
 
-/// The weak and strong views of a run (see [`ViewPreset`]).
+/// The positions in `data.id.train_list` of the lines of `ossl.labelled_list` (both
+/// relative to `data.id.path` unless absolute).
+fn labelled_indices(cfg: &ExperimentConfig, list: &Path) -> Result<Vec<usize>> {
+    let id = &cfg.data.id;
+    let train_list = id
+        .list_path(true)
+        .context("`ossl.labelled_list` needs `data.id.train_list`")?;
+    let labelled_list = if list.is_absolute() {
+        list.to_path_buf()
+    } else {
+        id.path.join(list)
+    };
+    let all = unseen_data::formats::read_file_list(&train_list)
+        .context("[ossl] labelled_list: data.id.train_list")?;
+    let labelled =
+        unseen_data::formats::read_file_list(&labelled_list).context("[ossl] labelled_list")?;
+    unseen_data::formats::find_entries(&all, &labelled).with_context(|| {
+        format!(
+            "[ossl] labelled_list {} against data.id.train_list {}",
+            labelled_list.display(),
+            train_list.display()
+        )
+    })
+}
+
+/// The weak and strong views of a run (see [`ViewPreset`]); `test_size` is the side of the
+/// test images (the `imagenet` preset's crop).
 pub fn views(
     cfg: &ExperimentConfig,
     sec: &OsslSection,
     set: &ImageSet,
+    test_size: usize,
 ) -> (ViewAugment, ViewAugment) {
     let (mean, std) = (cfg.data.augment.mean.clone(), cfg.data.augment.std.clone());
     let preset = sec
@@ -490,6 +563,10 @@ pub fn views(
         ViewPreset::Usb => (
             ViewAugment::usb_weak(set.height, mean.clone(), std.clone()),
             ViewAugment::usb_strong(set.height, mean, std),
+        ),
+        ViewPreset::Imagenet => (
+            ViewAugment::imagenet_weak(test_size, mean.clone(), std.clone()),
+            ViewAugment::imagenet_strong(test_size, mean, std),
         ),
     }
 }
@@ -514,13 +591,16 @@ pub struct ViewStream {
     seed: u64,
     name: String,
     cache: Option<(usize, Vec<usize>)>,
+    /// `(height, width)` every view outputs ([`ViewAugment::output_size`]).
+    out: (usize, usize),
 }
 
 impl ViewStream {
     /// A stream of `batch_size` images of `set` per batch, each with `views.len()` views.
     ///
     /// # Errors
-    /// An empty set, no view, batch size 0, or a view that does not fit the images.
+    /// An empty set, no view, batch size 0, a view that does not fit the images, or views
+    /// whose output sizes ([`ViewAugment::output_size`]) differ (a batch has one shape).
     pub fn new(
         set: Arc<ImageSet>,
         views: Vec<ViewAugment>,
@@ -538,6 +618,22 @@ impl ViewStream {
             view.validate(set.channels, set.height, set.width)
                 .with_context(|| format!("{name} stream, view {v}"))?;
         }
+        let out = views[0].output_size(set.height, set.width);
+        for (v, view) in views.iter().enumerate().skip(1) {
+            let size = view.output_size(set.height, set.width);
+            if size != out {
+                bail!(
+                    "{name} stream: view {v} outputs {}x{} images and view 0 {}x{} (from {}x{} \
+                     inputs); the views of a stream must share one size",
+                    size.0,
+                    size.1,
+                    out.0,
+                    out.1,
+                    set.height,
+                    set.width
+                );
+            }
+        }
         Ok(Self {
             set,
             views,
@@ -545,6 +641,7 @@ impl ViewStream {
             seed,
             name: name.to_string(),
             cache: None,
+            out,
         })
     }
 
@@ -570,12 +667,13 @@ impl ViewStream {
             .collect()
     }
 
-    /// Batch `t`.
+    /// Batch `t`, of shape `[batch_size, c, oh, ow]` with `(oh, ow)` the views' output size.
     pub fn batch(&mut self, t: usize) -> MultiViewBatch {
         let indices = self.indices(t);
         let set = &*self.set;
         let (c, h, w) = (set.channels, set.height, set.width);
-        let per = set.image_size();
+        let (oh, ow) = self.out;
+        let per = c * oh * ow;
         let stream = format!("{}-augment", self.name);
         let views = self
             .views
@@ -597,7 +695,7 @@ impl ViewStream {
         MultiViewBatch {
             views,
             labels: indices.iter().map(|&i| set.labels[i]).collect(),
-            shape: [indices.len(), c, h, w],
+            shape: [indices.len(), c, oh, ow],
             indices,
         }
     }
@@ -857,37 +955,6 @@ pub fn usb_cosine_lr(step: usize, total: usize, warmup: usize, lr: f64) -> f64 {
 // Metrics
 // ---------------------------------------------------------------------------------------
 
-/// sklearn's `balanced_accuracy_score`: the mean over the classes present in `labels` of
-/// the fraction of that class predicted correctly. `None` for empty input or mismatched
-/// lengths.
-pub fn balanced_accuracy(preds: &[usize], labels: &[usize]) -> Option<f64> {
-    per_class_recall(preds, labels).map(|r| {
-        let present: Vec<f64> = r.into_iter().flatten().collect();
-        present.iter().sum::<f64>() / present.len() as f64
-    })
-}
-
-/// Recall of each class `0..=max(label)` (`None` for a class with no sample).
-fn per_class_recall(preds: &[usize], labels: &[usize]) -> Option<Vec<Option<f64>>> {
-    if preds.len() != labels.len() || labels.is_empty() {
-        return None;
-    }
-    let n = labels.iter().max().copied().unwrap_or(0) + 1;
-    let mut total = vec![0usize; n];
-    let mut hit = vec![0usize; n];
-    for (&p, &y) in preds.iter().zip(labels) {
-        total[y] += 1;
-        hit[y] += (p == y) as usize;
-    }
-    Some(
-        total
-            .iter()
-            .zip(&hit)
-            .map(|(&t, &h)| (t > 0).then(|| h as f64 / t as f64))
-            .collect(),
-    )
-}
-
 /// Per-image outputs on the full test set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OsslPredictions {
@@ -1042,8 +1109,11 @@ pub struct OsslMetrics {
     pub num_unseen_classes: usize,
     /// The seen classes of `data.id`, as configured.
     pub seen_classes: String,
-    /// Labelled images per seen class.
-    pub labels_per_class: usize,
+    /// Labelled images per seen class (`null` when `labelled_list` names them).
+    pub labels_per_class: Option<usize>,
+    /// The `ossl.labelled_list` the labelled images come from, when one is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labelled_list: Option<String>,
     /// Labelled / unlabelled training images.
     pub labelled_images: usize,
     /// Unlabelled training images (labelled ones included when configured).
@@ -1060,6 +1130,18 @@ pub struct OsslMetrics {
     /// run, of the resumed part only. Absent from `trainer eval`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub train_seconds: Option<f64>,
+}
+
+impl OsslMetrics {
+    /// How the labelled images were chosen, for summaries: `"25 labels per class"` or
+    /// `"13 labelled images from <list>"`.
+    pub fn labels(&self) -> String {
+        match (&self.labelled_list, self.labels_per_class) {
+            (Some(list), _) => format!("{} labelled images from {list}", self.labelled_images),
+            (None, Some(n)) => format!("{n} labels per class"),
+            (None, None) => format!("{} labelled images", self.labelled_images),
+        }
+    }
 }
 
 /// `metrics.json` of an OSSL run.
@@ -1112,6 +1194,7 @@ pub fn evaluate<B: Backend>(
     }
     let closed =
         seen.iter().filter(|&&i| p.closed[i] == labels[i]).count() as f64 / seen.len() as f64;
+    use unseen_eval::metrics::{balanced_accuracy, per_class_recall};
     let recall = per_class_recall(&p.open, &labels).context("open-set recall")?;
     let open_ba = balanced_accuracy(&p.open, &labels).context("open-set balanced accuracy")?;
     // `auroc` ranks "higher = more ID": the unknown scores are negated.
@@ -1166,7 +1249,8 @@ pub fn evaluate<B: Backend>(
             num_seen_classes: k,
             num_unseen_classes: data.split.num_unseen(),
             seen_classes: sec.seen_classes().to_string(),
-            labels_per_class: sec.labels_per_class(),
+            labels_per_class: sec.labels_per_class,
+            labelled_list: sec.labelled_list.as_ref().map(|p| p.display().to_string()),
             labelled_images: data.labelled.len(),
             unlabelled_images: data.unlabelled.len(),
             closed_test_images: seen.len(),
@@ -1188,8 +1272,7 @@ impl OsslMetricsFile {
     pub fn summary(&self) -> String {
         let m = &self.ossl;
         let mut s = format!(
-            "{} [{}]: {} seen ({}) / {} unseen classes, {} labels per class, EMA model after {} \
-             iterations\n\
+            "{} [{}]: {} seen ({}) / {} unseen classes, {}, EMA model after {} iterations\n\
              closed-set accuracy (closed head, {} seen test images): {:.2}%\n\
              open-set balanced accuracy ({} classes, {} test images): {:.2}%\n\
              AUROC of the unknown score ({}; unseen positive): {:.2}%\n",
@@ -1198,7 +1281,7 @@ impl OsslMetricsFile {
             m.num_seen_classes,
             m.seen_classes,
             m.num_unseen_classes,
-            m.labels_per_class,
+            m.labels(),
             m.iterations,
             m.closed_test_images,
             100.0 * m.closed_accuracy,
@@ -1232,8 +1315,8 @@ impl OsslMetricsFile {
             .collect::<Vec<_>>()
             .join(" / ");
         let mut s = format!(
-            "# {}\n\nRecipe `{}`, seed {}, device `{}`; {} seen classes (`{}`), {} unseen, {} \
-             labels per class; EMA model after {} iterations.\n\n\
+            "# {}\n\nRecipe `{}`, seed {}, device `{}`; {} seen classes (`{}`), {} unseen, {}; \
+             EMA model after {} iterations.\n\n\
              | metric | value |\n|---|---|\n\
              | closed-set accuracy | {:.2} |\n\
              | open-set balanced accuracy | {:.2} |\n\
@@ -1247,7 +1330,7 @@ impl OsslMetricsFile {
             m.num_seen_classes,
             m.seen_classes,
             m.num_unseen_classes,
-            m.labels_per_class,
+            m.labels(),
             m.iterations,
             100.0 * m.closed_accuracy,
             100.0 * m.open_balanced_accuracy,
@@ -1454,7 +1537,7 @@ pub fn train<B: AutodiffBackend>(
     let total = t.epochs * ipe;
     let warmup = t.warmup_epochs * ipe;
     let ulb_batch = sec.mu() * t.batch_size;
-    let (weak, strong) = views(&cfg, &sec, &data.labelled);
+    let (weak, strong) = views(&cfg, &sec, &data.labelled, data.full_test.height);
     let mut lb_stream = ViewStream::new(
         data.labelled.clone(),
         vec![weak.clone()],
@@ -1754,19 +1837,6 @@ mod tests {
     type TB = Flex;
 
     #[test]
-    fn balanced_accuracy_by_hand() {
-        // Class 0: 2/3 right, class 1: 1/1, class 2 (unknown): 0/2 -> (2/3 + 1 + 0) / 3.
-        let labels = [0, 0, 0, 1, 2, 2];
-        let preds = [0, 0, 1, 1, 0, 1];
-        let ba = balanced_accuracy(&preds, &labels).unwrap();
-        assert!((ba - (2.0 / 3.0 + 1.0) / 3.0).abs() < 1e-12);
-        // A class absent from the labels does not count (sklearn).
-        assert_eq!(balanced_accuracy(&[3, 0], &[0, 0]), Some(0.5));
-        assert_eq!(balanced_accuracy(&[], &[]), None);
-        assert_eq!(balanced_accuracy(&[0], &[0, 1]), None);
-    }
-
-    #[test]
     fn hat_q_by_hand() {
         // K = 2. Row 0: p = [0.75, 0.25], o = [0.8, 0.4] -> q̂ = [0.6, 0.1, 0.3]: class 0.
         // Row 1: o = [0.2, 0.2] -> q̂ = [0.15, 0.05, 0.8]: unknown.
@@ -1972,7 +2042,10 @@ mod tests {
         }
         .validate(RecipeKind::Iomatch)
         .unwrap_err();
-        assert!(e.contains("`labels_per_class` is required"), "{e}");
+        assert!(
+            e.contains("`labels_per_class` (or `labelled_list`) is required"),
+            "{e}"
+        );
         let e = OsslSection {
             q_cutoff: Some(0.4),
             ..ok.clone()
@@ -2050,11 +2123,35 @@ mod tests {
                     let l = if name.contains("_4labels") { 4 } else { 25 };
                     assert_eq!(sec.labels_per_class(), l, "{name}");
                 }
+                if name.contains("_in30_") {
+                    // ImageNet-20-P1/P5: the first 20 classes, the official labelled list,
+                    // IOMatch's `get_imagenet30` transforms.
+                    let p = if name.contains("_p1") { "p1" } else { "p5" };
+                    assert_eq!(sec.seen_classes(), "0-19", "{name}");
+                    assert_eq!(
+                        sec.labelled_list.as_deref(),
+                        Some(Path::new(&format!(
+                            "data/imagenet30/filelist/train_labeled_{p}.txt"
+                        ))),
+                        "{name}"
+                    );
+                    assert_eq!(cfg.data.id.source, "file-list", "{name}");
+                    assert_eq!(sec.views, Some(ViewPreset::Imagenet), "{name}");
+                    assert_eq!(
+                        cfg.data.preprocess_for(true).resize_to,
+                        Some([256, 256]),
+                        "{name}"
+                    );
+                    let test = cfg.data.preprocess_for(false);
+                    assert_eq!((test.resize, test.center_crop), (Some(256), Some(224)));
+                    assert_eq!((cfg.train.batch_size, sec.mu()), (32, 1), "{name}");
+                    assert_eq!(cfg.train.weight_decay, 3e-4, "{name}");
+                }
                 seen += 1;
             }
         }
-        // 8 paper configs per recipe (CIFAR-10 6/4, CIFAR-100 20/50/80 seen; 4 and 25
-        // labels) and the two CPU configs.
-        assert_eq!(seen, 18);
+        // 10 paper configs per recipe (CIFAR-10 6/4, CIFAR-100 20/50/80 seen; 4 and 25
+        // labels; ImageNet-20-P1/P5) and four CPU configs (MNIST, Fashion-MNIST).
+        assert_eq!(seen, 24);
     }
 }
