@@ -34,8 +34,9 @@ impl ExperimentData {
 
 /// Loads one dataset (train or test split), keeps its classes, applies the per-class
 /// limit with a seeded subsample, then `preprocess` (pass
-/// [`DataConfig::preprocess_for`]`(train)`). A `file-list` source reads `train_list` or
-/// `test_list` as RGB and resizes each image as it is decoded.
+/// [`DataConfig::preprocess_for`]`(train)`). `folder` (`path/train/`, `path/test/`) and
+/// `file-list` (`train_list`, `test_list`) sources are read as RGB, each image resized /
+/// cropped as it is decoded, so they may hold images of any size.
 pub fn load_dataset(
     d: &DatasetRef,
     train: bool,
@@ -56,9 +57,13 @@ pub fn load_dataset(
         );
     }
     let split = if train { "train" } else { "test" };
-    let from_list = d.source == "file-list";
-    let mut set = if from_list {
-        // Images of any size: each is resized / cropped as it is decoded.
+    // Sources of images of any size: each is resized / cropped as it is decoded.
+    let per_image = matches!(d.source.as_str(), "file-list" | "folder");
+    let mut set = if d.source == "folder" {
+        let dir = path.join(split);
+        unseen_data::formats::load_image_folder_with(&dir, 3, preprocess)
+            .with_context(|| format!("{what}: cannot load the {split} split"))?
+    } else if d.source == "file-list" {
         let list = d.list_path(train).with_context(|| {
             format!("{what}: source \"file-list\" needs `train_list` and `test_list`")
         })?;
@@ -83,7 +88,7 @@ pub fn load_dataset(
     if set.is_empty() {
         anyhow::bail!("{what}: the {split} split holds no image after class selection");
     }
-    if !from_list && !preprocess.is_identity() {
+    if !per_image && !preprocess.is_identity() {
         set = preprocess
             .apply(&set)
             .with_context(|| format!("{what}: [data.preprocess]"))?;
@@ -144,4 +149,60 @@ pub fn load(
         outliers,
         ood,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `folder` source whose images differ in size (as CUB-200 or ImageNet-100) loads
+    /// through `[data.preprocess]`, each image resized and cropped as it is decoded.
+    #[test]
+    fn folder_of_mixed_sizes_loads_through_preprocess() {
+        let root = tempfile::tempdir().unwrap();
+        for (split, sizes) in [
+            ("train", [(40u32, 30u32), (25, 50)]),
+            ("test", [(33, 33), (60, 20)]),
+        ] {
+            for (c, class) in ["bird", "cat"].iter().enumerate() {
+                let dir = root.path().join(split).join(class);
+                std::fs::create_dir_all(&dir).unwrap();
+                for (k, &(w, h)) in sizes.iter().enumerate() {
+                    image::RgbImage::from_pixel(w, h, image::Rgb([c as u8 * 100, k as u8, 7]))
+                        .save(dir.join(format!("{k}.png")))
+                        .unwrap();
+                }
+            }
+        }
+        let d = DatasetRef {
+            source: "folder".into(),
+            path: root.path().to_path_buf(),
+            train_list: None,
+            test_list: None,
+            classes: None,
+            limit_per_class: None,
+        };
+        let p = Preprocess {
+            resize: Some(16),
+            center_crop: Some(16),
+            ..Preprocess::default()
+        };
+        for train in [true, false] {
+            let set = load_dataset(&d, train, 0, "data.id", &p).unwrap();
+            assert_eq!(
+                (set.len(), set.channels, set.height, set.width),
+                (4, 3, 16, 16)
+            );
+            assert_eq!(set.class_names, ["bird", "cat"]);
+            // Constant images stay constant through the resize and the crop.
+            assert!(set.image(3).chunks(256).map(|p| p[0]).eq([100, 1, 7]));
+        }
+        // Without a size the first odd image is named.
+        let e = load_dataset(&d, true, 0, "data.id", &Preprocess::default()).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("1.png") && msg.contains("[data.preprocess]"),
+            "{msg}"
+        );
+    }
 }

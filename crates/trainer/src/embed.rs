@@ -61,25 +61,12 @@ pub struct EmbedSummary {
 
 fn load_images(cfg: &ExperimentConfig, opts: &EmbedOptions) -> Result<ImageSet> {
     match &opts.images {
-        Some(dir) => {
-            let set = unseen_data::formats::load_image_folder(dir, cfg.model.in_channels, None)
-                .or_else(|e| match cfg.data.preprocess.resize {
-                    // Mixed sizes: decode straight to a square of the resize size.
-                    Some(r) => unseen_data::formats::load_image_folder(
-                        dir,
-                        cfg.model.in_channels,
-                        Some((r, r)),
-                    ),
-                    None => Err(e),
-                })
-                .with_context(|| format!("--images {}", dir.display()))?;
-            let set = cfg
-                .data
-                .preprocess
-                .apply(&set)
-                .context("[data.preprocess]")?;
-            Ok(set)
-        }
+        Some(dir) => unseen_data::formats::load_image_folder_with(
+            dir,
+            cfg.model.in_channels,
+            &cfg.data.preprocess,
+        )
+        .with_context(|| format!("--images {} ([data.preprocess])", dir.display())),
         None => crate::data_setup::load_dataset(
             &cfg.data.id,
             opts.train_split,

@@ -183,8 +183,8 @@ fn resolve(root: &Path, path: &str) -> PathBuf {
 ///   output must have the same size.
 ///
 /// Labels are the listed ones; the set has `max label + 1` classes named by
-/// [`list_class_names`] of the resolved paths. Images are decoded in parallel; the result and the error reported
-/// (the first failing line) do not depend on the number of threads.
+/// [`list_class_names`] of the resolved paths. Images are decoded in parallel; the result
+/// and the error reported (the first failing line) do not depend on the number of threads.
 ///
 /// # Errors
 /// As [`read_file_list`]; [`DataError::Format`] naming the list when `channels` is not 1 or

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use crate::dataset::ImageSet;
 use crate::error::{DataError, Result};
+use crate::transforms::Preprocess;
 
 /// The filter used when [`load_image_folder`] resizes: `Triangle`, i.e. bilinear
 /// interpolation (over the source footprint when shrinking), the same family as
@@ -99,12 +100,6 @@ pub fn load_image_folder(
     channels: usize,
     resize_to: Option<(usize, usize)>,
 ) -> Result<ImageSet> {
-    if channels != 1 && channels != 3 {
-        return Err(DataError::format(
-            dir,
-            format!("expected 1 (grey) or 3 (RGB) channels, found {channels}"),
-        ));
-    }
     if let Some((h, w)) = resize_to {
         if h == 0 || w == 0 || h > u32::MAX as usize || w > u32::MAX as usize {
             return Err(DataError::format(
@@ -112,6 +107,41 @@ pub fn load_image_folder(
                 format!("expected a positive resize size, found {h}x{w}"),
             ));
         }
+    }
+    load_folder(dir, channels, |path| decode(path, channels, resize_to))
+}
+
+/// Loads an image folder like [`load_image_folder`], passing each image through
+/// `preprocess` as it is decoded ([`Preprocess::apply_image`]): torchvision's
+/// `Resize` + `CenterCrop` on images of any size, e.g. CUB-200 or ImageNet-100 for the GCD
+/// papers (`resize = 224`, `center_crop = 224`). Every image must come out at the same size.
+///
+/// # Errors
+/// As [`load_image_folder`]; an image that does not fit `preprocess` is named.
+pub fn load_image_folder_with(
+    dir: &Path,
+    channels: usize,
+    preprocess: &Preprocess,
+) -> Result<ImageSet> {
+    load_folder(dir, channels, |path| {
+        let (h, w, pixels) = decode(path, channels, None)?;
+        preprocess
+            .apply_image(&pixels, channels, h, w)
+            .map_err(|e| DataError::format(path, e.to_string()))
+    })
+}
+
+/// The folder walk shared by the loaders: `load` decodes one image to `(h, w, CHW)`.
+fn load_folder(
+    dir: &Path,
+    channels: usize,
+    load: impl Fn(&Path) -> Result<(usize, usize, Vec<u8>)> + Sync,
+) -> Result<ImageSet> {
+    if channels != 1 && channels != 3 {
+        return Err(DataError::format(
+            dir,
+            format!("expected 1 (grey) or 3 (RGB) channels, found {channels}"),
+        ));
     }
     let class_dirs: Vec<PathBuf> = sorted_entries(dir)?
         .into_iter()
@@ -151,10 +181,8 @@ pub fn load_image_folder(
             ),
         ));
     }
-    let decoded: Vec<Result<(usize, usize, Vec<u8>)>> = files
-        .par_iter()
-        .map(|(path, _)| decode(path, channels, resize_to))
-        .collect();
+    let decoded: Vec<Result<(usize, usize, Vec<u8>)>> =
+        files.par_iter().map(|(path, _)| load(path)).collect();
     let mut pixels = Vec::new();
     let mut labels = Vec::with_capacity(files.len());
     let mut size: Option<(usize, usize, &Path)> = None;
@@ -170,7 +198,8 @@ pub fn load_image_folder(
                     path,
                     format!(
                         "expected {h0}x{w0} (height x width, the size of {}), found {h}x{w}; \
-                         pass a resize size to load images of different sizes",
+                         pass a resize size (in configs: [data.preprocess] resize + center_crop, or \
+                         resize_to) to load images of different sizes",
                         first.display()
                     ),
                 ));
@@ -240,6 +269,41 @@ mod tests {
         );
         // A constant image stays constant after resizing.
         assert!(set.image(2).iter().all(|&p| p == 77));
+    }
+
+    #[test]
+    fn preprocessed_folder_takes_mixed_sizes() {
+        let root = tempfile::tempdir().unwrap();
+        make(root.path(), "png");
+        let big = root.path().join("a_first").join("z_big.png");
+        let img = RgbImage::from_fn(7, 5, |x, y| Rgb([(x * 30) as u8, (y * 40) as u8, 9]));
+        img.save(&big).unwrap();
+        // Resize(2) + CenterCrop(2): the 2x3 images become 2x3 (untouched), then 2x2; the
+        // 5x7 one becomes 2x2 (int(2 * 7 / 5) = 2), then 2x2.
+        let p = Preprocess {
+            resize: Some(2),
+            center_crop: Some(2),
+            ..Preprocess::default()
+        };
+        let set = load_image_folder_with(root.path(), 3, &p).unwrap();
+        assert_eq!((set.len(), set.height, set.width), (5, 2, 2));
+        assert_eq!(set.labels, vec![0, 0, 0, 1, 1]);
+        // Each image is exactly `apply_image` of its decoded pixels.
+        let (h, w, raw) = decode(&big, 3, None).unwrap();
+        let (_, _, want) = p.apply_image(&raw, 3, h, w).unwrap();
+        assert_eq!(set.image(2), &want[..]);
+        let (h, w, raw) = decode(&root.path().join("a_first/img0.png"), 3, None).unwrap();
+        assert_eq!((h, w), (2, 3));
+        let (_, _, want) = p.apply_image(&raw, 3, h, w).unwrap();
+        assert_eq!(set.image(0), &want[..]);
+        // Without a common output size the first differing image is named.
+        let msg = load_image_folder_with(root.path(), 3, &Preprocess::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("z_big.png") && msg.contains("[data.preprocess]"),
+            "{msg}"
+        );
     }
 
     #[test]

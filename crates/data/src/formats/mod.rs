@@ -30,7 +30,7 @@ pub use cifar::{
     CIFAR10_CLASSES,
 };
 pub use filelist::{find_entries, list_class_names, load_file_list, read_file_list, ListEntry};
-pub use folder::{load_image_folder, RESIZE_FILTER};
+pub use folder::{load_image_folder, load_image_folder_with, RESIZE_FILTER};
 pub use idx::{
     load_fashion_mnist, load_idx_dataset, load_mnist, mnist_dir, read_idx_images, read_idx_labels,
     write_idx_images, write_idx_labels, FASHION_MNIST_CLASSES, MNIST_CLASSES,
