@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use crate::dataset::ImageSet;
 use crate::error::{DataError, Result};
 use crate::sampler::{derive_rng, WeightedSampler};
-use crate::transforms::ViewAugment;
+use crate::transforms::{shared_output_size, ViewAugment};
 
 /// How a [`MultiViewLoader`] orders an epoch.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,22 +160,8 @@ impl MultiViewLoader {
         if batch_size == 0 {
             return Err(DataError::Split("multi-view loader: batch size 0".into()));
         }
-        for (v, view) in views.iter().enumerate() {
-            view.validate(set.channels, set.height, set.width)
-                .map_err(|e| DataError::Invalid(format!("multi-view loader, view {v}: {e}")))?;
-        }
-        let (h0, w0) = views[0].output_size(set.height, set.width);
-        for (v, view) in views.iter().enumerate().skip(1) {
-            let (h, w) = view.output_size(set.height, set.width);
-            if (h, w) != (h0, w0) {
-                return Err(DataError::Invalid(format!(
-                    "multi-view loader: view {v} outputs {h}x{w} images and view 0 {h0}x{w0} \
-                     (from {}x{} inputs); the views of a batch must share one size (set their \
-                     crop_size / resized_crop.size alike)",
-                    set.height, set.width
-                )));
-            }
-        }
+        shared_output_size(&views, set.channels, set.height, set.width)
+            .map_err(|e| DataError::Invalid(format!("multi-view loader, {e}")))?;
         if let Sampling::Weighted(s) = &sampling {
             if s.len() != set.len() {
                 return Err(DataError::Split(format!(

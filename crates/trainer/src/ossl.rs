@@ -521,11 +521,7 @@ fn labelled_indices(cfg: &ExperimentConfig, list: &Path) -> Result<Vec<usize>> {
     let train_list = id
         .list_path(true)
         .context("`ossl.labelled_list` needs `data.id.train_list`")?;
-    let labelled_list = if list.is_absolute() {
-        list.to_path_buf()
-    } else {
-        id.path.join(list)
-    };
+    let labelled_list = id.resolve(list);
     let all = unseen_data::formats::read_file_list(&train_list)
         .context("[ossl] labelled_list: data.id.train_list")?;
     let labelled =
@@ -614,26 +610,13 @@ impl ViewStream {
         if views.is_empty() || batch_size == 0 {
             bail!("{name} stream: needs at least one view and a batch size of at least 1");
         }
-        for (v, view) in views.iter().enumerate() {
-            view.validate(set.channels, set.height, set.width)
-                .with_context(|| format!("{name} stream, view {v}"))?;
-        }
-        let out = views[0].output_size(set.height, set.width);
-        for (v, view) in views.iter().enumerate().skip(1) {
-            let size = view.output_size(set.height, set.width);
-            if size != out {
-                bail!(
-                    "{name} stream: view {v} outputs {}x{} images and view 0 {}x{} (from {}x{} \
-                     inputs); the views of a stream must share one size",
-                    size.0,
-                    size.1,
-                    out.0,
-                    out.1,
-                    set.height,
-                    set.width
-                );
-            }
-        }
+        let out = unseen_data::transforms::shared_output_size(
+            &views,
+            set.channels,
+            set.height,
+            set.width,
+        )
+        .with_context(|| format!("{name} stream"))?;
         Ok(Self {
             set,
             views,

@@ -39,7 +39,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -97,13 +97,17 @@ impl DatasetRef {
         } else {
             &self.test_list
         };
-        list.as_ref().map(|l| {
-            if l.is_absolute() {
-                l.clone()
-            } else {
-                self.path.join(l)
-            }
-        })
+        list.as_deref().map(|l| self.resolve(l))
+    }
+
+    /// `p` joined to `path` unless absolute: how the lists of a `"file-list"` source (and
+    /// files that name their lines, such as `ossl.labelled_list`) are found.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.path.join(p)
+        }
     }
 
     /// Checks the source name, the path, the lists (both set for `"file-list"`, neither

@@ -52,7 +52,9 @@ pub use mix::{cutmix_box, lambda_from_box, mixup, mixup_in_place, paste_box, Cut
 pub use normalize::{normalize_pixel, to_f32_normalized};
 pub use randaugment::{RandAugment, RandAugmentDraw, RandAugmentOps, RandOp};
 pub use resize::Preprocess;
-pub use views::{CropBox, PaddingMode, RandomResizedCrop, ViewAugment, ViewDraw};
+pub use views::{
+    shared_output_size, CropBox, PaddingMode, RandomResizedCrop, ViewAugment, ViewDraw,
+};
 
 /// Panics with a clear message unless `len == c * h * w`.
 fn check_len(what: &str, len: usize, c: usize, h: usize, w: usize) {

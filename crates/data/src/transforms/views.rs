@@ -315,6 +315,40 @@ pub struct ViewDraw {
 /// USB's `crop_ratio` default: the crop padding is `int(size * (1 - 0.875))`.
 pub const USB_CROP_RATIO: f64 = 0.875;
 
+/// Validates every view against `channels x height x width` images and returns the one
+/// output size they share ([`ViewAugment::output_size`]): the views drawn into one batch
+/// must give one shape.
+///
+/// # Errors
+/// [`DataError::Invalid`] naming the view: no view, a view that does not fit the images
+/// ([`ViewAugment::validate`]), or a view whose output size differs from view 0's.
+pub fn shared_output_size(
+    views: &[ViewAugment],
+    channels: usize,
+    height: usize,
+    width: usize,
+) -> Result<(usize, usize)> {
+    let Some(first) = views.first() else {
+        return Err(DataError::Invalid("no view".into()));
+    };
+    for (v, view) in views.iter().enumerate() {
+        view.validate(channels, height, width)
+            .map_err(|e| DataError::Invalid(format!("view {v}: {e}")))?;
+    }
+    let (h0, w0) = first.output_size(height, width);
+    for (v, view) in views.iter().enumerate().skip(1) {
+        let (h, w) = view.output_size(height, width);
+        if (h, w) != (h0, w0) {
+            return Err(DataError::Invalid(format!(
+                "view {v} outputs {h}x{w} images and view 0 {h0}x{w0} (from {height}x{width} \
+                 inputs); the views of a batch must share one size (set their crop_size / \
+                 resized_crop.size alike)"
+            )));
+        }
+    }
+    Ok((h0, w0))
+}
+
 /// `int(size * (1 - crop_ratio))`, USB's padding for a random crop of `size`.
 pub fn usb_padding(size: usize, crop_ratio: f64) -> usize {
     (size as f64 * (1.0 - crop_ratio)) as usize
