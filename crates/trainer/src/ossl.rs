@@ -1429,6 +1429,146 @@ fn load_extras_state(dir: &Path) -> Option<OsslState> {
 // Training
 // ---------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------
+// One iteration
+// ---------------------------------------------------------------------------------------
+
+/// What one training iteration needs besides the model, the optimiser and the batch.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// `fixmatch` or `iomatch`.
+    pub recipe: RecipeKind,
+    /// IOMatch's loss settings (read for `iomatch`).
+    pub iomatch: IoMatchConfig,
+    /// FixMatch's loss settings (read for `fixmatch`).
+    pub fixmatch: FixMatchConfig,
+    /// Labelled images per batch `B`.
+    pub labelled: usize,
+    /// Unlabelled images per batch `μ·B` (each with a weak and a strong view).
+    pub unlabelled: usize,
+    /// EMA momentum.
+    pub ema_momentum: f64,
+}
+
+/// The loss of one iteration and every logged term, read from the device in one transfer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepValues {
+    /// Total loss.
+    pub loss: f32,
+    /// `(tensorboard tag, value)` of each term and mask ratio.
+    pub terms: Vec<(&'static str, f32)>,
+}
+
+impl StepValues {
+    /// `tag = value, ...`, for error messages.
+    pub fn terms_line(&self) -> String {
+        self.terms
+            .iter()
+            .map(|(n, v)| format!("{n} = {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One training iteration of USB's loop: forward `x = cat(x_lb, x_ulb_w, x_ulb_s)` in one
+/// pass (shape `[B + 2μB, c, h, w]`), the recipe's loss, backward, one optimiser step at
+/// learning rate `lr`, then the EMA update. `epoch` is 0-based (IOMatch's open-set loss is
+/// off in epoch 0). Returns the updated model and EMA model with the step's values.
+///
+/// # Errors
+/// The values, when the loss is not finite: nothing is updated (the caller stops the run
+/// and keeps its last checkpoint).
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn train_step<B: AutodiffBackend>(
+    model: OsslModel<B>,
+    ema: &OsslModel<B::InnerBackend>,
+    optim: &mut Optim<B, OsslModel<B>>,
+    x: Tensor<B, 4>,
+    labels: Tensor<B, 1, Int>,
+    epoch: usize,
+    lr: f64,
+    ctx: &StepContext,
+    queue: Option<&mut DistAlignQueue<B>>,
+) -> std::result::Result<(OsslModel<B>, OsslModel<B::InnerBackend>, StepValues), StepValues> {
+    let (b, n) = (ctx.labelled, ctx.unlabelled);
+    let out = model.forward(x);
+    let split = |t: Tensor<B, 2>| {
+        (
+            t.clone().narrow(0, 0, b),
+            t.clone().narrow(0, b, n),
+            t.narrow(0, b + n, n),
+        )
+    };
+    let (lg_lb, lg_w, lg_s) = split(out.logits);
+    let (loss, terms): (Tensor<B, 1>, Vec<(&'static str, Tensor<B, 1>)>) = match ctx.recipe {
+        RecipeKind::Iomatch => {
+            let (ova_lb, ova_w, _) = split(out.ova.expect("IOMatch heads"));
+            let (_, _, open_s) = split(out.open.expect("IOMatch heads"));
+            let p = iomatch_loss(
+                IoMatchLogits {
+                    labelled: lg_lb,
+                    labelled_ova: ova_lb,
+                    weak: lg_w,
+                    weak_ova: ova_w,
+                    strong: lg_s,
+                    strong_open: open_s,
+                },
+                labels,
+                epoch,
+                &ctx.iomatch,
+                queue,
+            );
+            (
+                p.total,
+                vec![
+                    ("loss/sup", p.sup),
+                    ("loss/mb", p.mb),
+                    ("loss/ui", p.ui),
+                    ("loss/op", p.op),
+                    ("train/mask_ratio", p.mask_ratio),
+                    ("train/in_mask_ratio", p.in_mask_ratio),
+                    ("train/p_mask_ratio", p.p_mask_ratio),
+                    ("train/q_mask_ratio", p.q_mask_ratio),
+                ],
+            )
+        }
+        _ => {
+            let p = fixmatch_loss(lg_lb, labels, lg_w, lg_s, &ctx.fixmatch);
+            (
+                p.total,
+                vec![
+                    ("loss/sup", p.sup),
+                    ("loss/unsup", p.unsup),
+                    ("train/mask_ratio", p.mask_ratio),
+                ],
+            )
+        }
+    };
+    // One device read for the loss and every logged term.
+    let mut all = vec![loss.clone().detach()];
+    all.extend(terms.iter().map(|(_, v)| v.clone().detach()));
+    let read = Tensor::cat(all, 0)
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32 data");
+    let values = StepValues {
+        loss: read[0],
+        terms: terms
+            .iter()
+            .map(|(n, _)| *n)
+            .zip(read[1..].iter().copied())
+            .collect(),
+    };
+    if !values.loss.is_finite() {
+        return Err(values);
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let model = optim.step(lr, model, grads);
+    let ema = ema_update(ema, model.valid(), ctx.ema_momentum);
+    Ok((model, ema, values))
+}
+
 /// Trains a `fixmatch` or `iomatch` run and writes the run folder (`config.toml`,
 /// `checkpoints/`, `tb/`, `metrics.json`, `report.md`). Returns the summary.
 ///
@@ -1537,9 +1677,16 @@ pub fn train<B: AutodiffBackend>(
     )?;
     let mut tb = TbLogger::new(&run_dir.join("tb"))?;
     let eval_every = sec.eval_every_iters();
-    let momentum = sec.ema_momentum();
     let b = t.batch_size;
     let n = ulb_batch;
+    let ctx = StepContext {
+        recipe: cfg.recipe,
+        iomatch: io_cfg.clone(),
+        fixmatch: fm_cfg.clone(),
+        labelled: b,
+        unlabelled: n,
+        ema_momentum: sec.ema_momentum(),
+    };
 
     for epoch in state.epochs_done..t.epochs {
         let ep_start = Instant::now();
@@ -1573,92 +1720,37 @@ pub fn train<B: AutodiffBackend>(
             let x =
                 Tensor::<B, 4>::from_data(TensorData::new(pixels, [b + 2 * n, c, h, w]), &device);
             let labels = lb.labels_tensor::<B>(&device);
-            let out = model.forward(x);
-            let split = |t: Tensor<B, 2>| {
-                (
-                    t.clone().narrow(0, 0, b),
-                    t.clone().narrow(0, b, n),
-                    t.narrow(0, b + n, n),
-                )
-            };
-            let (lg_lb, lg_w, lg_s) = split(out.logits);
-            let (loss, terms): (Tensor<B, 1>, Vec<(&str, Tensor<B, 1>)>) = match cfg.recipe {
-                RecipeKind::Iomatch => {
-                    let (ova_lb, ova_w, _) = split(out.ova.expect("IOMatch heads"));
-                    let (_, _, open_s) = split(out.open.expect("IOMatch heads"));
-                    let p = iomatch_loss(
-                        IoMatchLogits {
-                            labelled: lg_lb,
-                            labelled_ova: ova_lb,
-                            weak: lg_w,
-                            weak_ova: ova_w,
-                            strong: lg_s,
-                            strong_open: open_s,
-                        },
-                        labels,
-                        epoch,
-                        &io_cfg,
-                        queue.as_mut(),
-                    );
-                    (
-                        p.total,
-                        vec![
-                            ("loss/sup", p.sup),
-                            ("loss/mb", p.mb),
-                            ("loss/ui", p.ui),
-                            ("loss/op", p.op),
-                            ("train/mask_ratio", p.mask_ratio),
-                            ("train/in_mask_ratio", p.in_mask_ratio),
-                            ("train/p_mask_ratio", p.p_mask_ratio),
-                            ("train/q_mask_ratio", p.q_mask_ratio),
-                        ],
-                    )
-                }
-                _ => {
-                    let p = fixmatch_loss(lg_lb, labels, lg_w, lg_s, &fm_cfg);
-                    (
-                        p.total,
-                        vec![
-                            ("loss/sup", p.sup),
-                            ("loss/unsup", p.unsup),
-                            ("train/mask_ratio", p.mask_ratio),
-                        ],
-                    )
+            let (next, next_ema, values) = match train_step(
+                model,
+                &ema,
+                &mut optim,
+                x,
+                labels,
+                epoch,
+                lr,
+                &ctx,
+                queue.as_mut(),
+            ) {
+                Ok(r) => r,
+                Err(v) => {
+                    return Err(NonFiniteLoss {
+                        value: v.loss,
+                        epoch: epoch + 1,
+                        step,
+                        terms: v.terms_line(),
+                        checkpoint: checkpoint::last_dir(&run_dir).display().to_string(),
+                        done: state.epochs_done,
+                    }
+                    .into())
                 }
             };
-            // One device read for the loss and every logged term.
-            let mut all = vec![loss.clone().detach()];
-            all.extend(terms.iter().map(|(_, v)| v.clone().detach()));
-            let values = Tensor::cat(all, 0)
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .expect("f32 data");
-            let value = values[0];
-            if !value.is_finite() {
-                return Err(NonFiniteLoss {
-                    value,
-                    epoch: epoch + 1,
-                    step,
-                    terms: terms
-                        .iter()
-                        .zip(&values[1..])
-                        .map(|((n, _), v)| format!("{n} = {v}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    checkpoint: checkpoint::last_dir(&run_dir).display().to_string(),
-                    done: state.epochs_done,
-                }
-                .into());
-            }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-            ema = ema_update(&ema, model.valid(), momentum);
+            (model, ema) = (next, next_ema);
+            let value = values.loss;
             tb.scalar("loss/total", value as f64, step);
-            for ((name, _), v) in terms.iter().zip(&values[1..]) {
-                tb.scalar(name, *v as f64, step);
-                if *name == "train/mask_ratio" {
-                    mask_sum += *v as f64;
+            for &(name, v) in &values.terms {
+                tb.scalar(name, v as f64, step);
+                if name == "train/mask_ratio" {
+                    mask_sum += v as f64;
                 }
             }
             tb.scalar("lr", lr, step);
@@ -1968,6 +2060,100 @@ mod tests {
         // Seeded: same generator state, same weights.
         let again = IoMatchHeads::<TB>::new(16, 6, 8, &mut Rng::new(3), &device);
         assert_eq!(floats(&h), floats(&again));
+    }
+
+    /// `train_step` on real digits (the bundled MNIST subset, the CPU IOMatch config):
+    /// repeated steps on one batch lower its supervised loss, every logged term comes back
+    /// named, and a non-finite loss gives its values instead of an update.
+    #[test]
+    fn train_step_learns_a_batch_and_refuses_a_nan_loss() {
+        type AB = Autodiff<Flex>;
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/cpu/iomatch_mnist.toml"
+        );
+        let mut cfg = crate::config::load(Path::new(path), &[]).unwrap();
+        cfg.data.id.path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(&cfg.data.id.path);
+        let sec = cfg.ossl.clone().unwrap();
+        let data = load_data(&cfg, &sec).unwrap();
+        let device = Default::default();
+        let k = data.split.num_seen;
+        let mut model = build_model::<AB>(&cfg, &sec, k, 28, &device, true).unwrap();
+        let mut ema = model.valid();
+        let mut optim = Optim::<AB, OsslModel<AB>>::new(&cfg.train);
+        let (b, n) = (cfg.train.batch_size, sec.mu() * cfg.train.batch_size);
+        let (weak, strong) = views(&cfg, &sec, &data.labelled, 28);
+        let lb = ViewStream::new(data.labelled.clone(), vec![weak.clone()], b, 0, "l")
+            .unwrap()
+            .batch(0);
+        let ulb = ViewStream::new(data.unlabelled.clone(), vec![weak, strong], n, 0, "u")
+            .unwrap()
+            .batch(0);
+        let mut pixels = lb.views[0].clone();
+        pixels.extend_from_slice(&ulb.views[0]);
+        pixels.extend_from_slice(&ulb.views[1]);
+        let ctx = StepContext {
+            recipe: cfg.recipe,
+            iomatch: sec.iomatch(),
+            fixmatch: sec.fixmatch(),
+            labelled: b,
+            unlabelled: n,
+            ema_momentum: sec.ema_momentum(),
+        };
+        let batch = |pixels: Vec<f32>| {
+            (
+                Tensor::<AB, 4>::from_data(
+                    TensorData::new(pixels, [b + 2 * n, 1, 28, 28]),
+                    &device,
+                ),
+                lb.labels_tensor::<AB>(&device),
+            )
+        };
+        let mut sup = Vec::new();
+        for _ in 0..8 {
+            let (x, y) = batch(pixels.clone());
+            let (m, e, v) = train_step(model, &ema, &mut optim, x, y, 1, 0.03, &ctx, None).unwrap();
+            (model, ema) = (m, e);
+            let names: Vec<&str> = v.terms.iter().map(|t| t.0).collect();
+            assert_eq!(
+                names,
+                [
+                    "loss/sup",
+                    "loss/mb",
+                    "loss/ui",
+                    "loss/op",
+                    "train/mask_ratio",
+                    "train/in_mask_ratio",
+                    "train/p_mask_ratio",
+                    "train/q_mask_ratio"
+                ]
+            );
+            let parts: f32 = v.terms[..4].iter().map(|t| t.1).sum();
+            assert!(
+                (parts - v.loss).abs() < 1e-4 * v.loss.abs().max(1.0),
+                "{v:?}"
+            );
+            sup.push(v.terms[0].1);
+        }
+        assert!(
+            sup[7] < 0.5 * sup[0],
+            "supervised loss did not fall: {sup:?}"
+        );
+        // A NaN in the open-set head's bias: L_op, hence the loss, is NaN. (A NaN *pixel*
+        // would not do: training-mode BatchNorm spreads it over the batch and flex's ReLU
+        // maps NaN to 0, so the logits stay finite.)
+        let heads = model.heads.as_mut().unwrap();
+        heads.open.bias = Some(Param::from_tensor(Tensor::full([k + 1], f32::NAN, &device)));
+        let (x, y) = batch(pixels);
+        let err = train_step(model, &ema, &mut optim, x, y, 1, 0.03, &ctx, None).unwrap_err();
+        assert!(err.loss.is_nan(), "{:?}", err.terms_line());
+        assert!(
+            err.terms_line().contains("loss/op = NaN"),
+            "{}",
+            err.terms_line()
+        );
     }
 
     fn toy(n: usize) -> Arc<ImageSet> {
