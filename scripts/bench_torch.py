@@ -49,8 +49,11 @@ def build(name, in_ch, classes, size):
         sys.path.insert(0, os.path.join(here, "..", "crates", "backbones", "tests", "fixtures"))
         import make_parity
         style, depth, k = WRN[name]
-        cls = make_parity.WideResNetOE if style == "OE" else make_parity.WideResNetUSB
-        return cls(depth=depth, widen_factor=k, num_classes=classes)
+        if style == "OE":
+            return make_parity.WideResNetOE(depth=depth, widen_factor=k, num_classes=classes)
+        # USB's CIFAR networks use first_stride 1 (wrn_28_2 / wrn_28_8 in USB's builders).
+        return make_parity.WideResNetUSB(first_stride=1, depth=depth, widen_factor=k,
+                                         num_classes=classes)
     cifar = name.endswith("_cifar") or name == "resnet_small"
     block, layers, width = ARCH[name.removesuffix("_cifar")]
     m = ResNet(block, layers, num_classes=classes)

@@ -191,3 +191,237 @@ pub fn run_torch(
     serde_json::from_str(line)
         .map_err(|e| anyhow::anyhow!("cannot parse the reference output {line:?}: {e}"))
 }
+
+/// What `trainer bench --config` measures for an open-set SSL recipe (`fixmatch`,
+/// `iomatch`): the config's training iteration and the CPU side that feeds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OsslBenchResult {
+    /// Who was measured (`unseen/cuda:0`, `pytorch/cuda:0`, ...).
+    pub engine: String,
+    /// Training iterations per second: upload of the `B + 2μB` images, forward, the
+    /// recipe's loss, backward, SGD step, EMA update and the per-iteration loss read.
+    pub iterations_per_second: f64,
+    /// Images per second through the network (`iterations_per_second × (B + 2μB)`).
+    pub train_images_per_second: f64,
+    /// Iterations per second the view generation reaches on the CPU (one weak view of `B`
+    /// labelled images, a weak and a strong view of `μB` unlabelled ones); `None` for the
+    /// PyTorch reference, which times the network only.
+    pub views_iterations_per_second: Option<f64>,
+}
+
+/// Times `iters` iterations (after `warmup`) of the open-set SSL recipe of `cfg` on backend
+/// `B`, on synthetic images of shape `input` (normal noise for the network, uniform bytes for
+/// the view generation): the network, heads, batch (`train.batch_size` labelled +
+/// `ossl.mu` × that unlabelled, two views each), loss settings, optimiser and EMA are the
+/// config's, through the same [`ossl::train_step`](crate::ossl::train_step) `trainer train`
+/// runs. Labels are drawn uniformly over the seen classes.
+///
+/// # Errors
+/// A config whose recipe is not `fixmatch`/`iomatch`, an invalid `[ossl]` section, or a
+/// model that cannot be built.
+pub fn run_ossl<B: AutodiffBackend>(
+    cfg: &crate::config::ExperimentConfig,
+    input: [usize; 3],
+    iters: usize,
+    warmup: usize,
+    device: &B::Device,
+    engine: &str,
+) -> Result<OsslBenchResult> {
+    use crate::config::RecipeKind;
+    use crate::ossl::{self, StepContext};
+    if !matches!(cfg.recipe, RecipeKind::Fixmatch | RecipeKind::Iomatch) {
+        anyhow::bail!(
+            "trainer bench --config measures the open-set SSL recipes (fixmatch, iomatch); \
+             this config's recipe is {:?} (use --model for a plain network)",
+            cfg.recipe
+        );
+    }
+    let sec = cfg.ossl.clone().unwrap_or_default();
+    sec.validate(cfg.recipe)
+        .map_err(|e| anyhow::anyhow!("[ossl]: {e}"))?;
+    let k = unseen_data::splits::ClassSpec::parse(sec.seen_classes())
+        .map_err(|e| anyhow::anyhow!("ossl.seen_classes: {e}"))?
+        .into_vec()
+        .len();
+    let [c, h, w] = input;
+    if c != cfg.model.in_channels {
+        anyhow::bail!(
+            "--input {c}x{h}x{w} has {c} channels but model.in_channels = {}",
+            cfg.model.in_channels
+        );
+    }
+    B::seed(device, cfg.seed);
+    let mut model = ossl::build_model::<B>(cfg, &sec, k, h, device, false)?;
+    let mut ema = model.valid();
+    let mut optim = Optim::<B, ossl::OsslModel<B>>::new(&cfg.train);
+    let b = cfg.train.batch_size;
+    let n = sec.mu() * b;
+    let ctx = StepContext {
+        recipe: cfg.recipe,
+        iomatch: sec.iomatch(),
+        fixmatch: sec.fixmatch(),
+        labelled: b,
+        unlabelled: n,
+        ema_momentum: sec.ema_momentum(),
+    };
+    let mut rng = Rng::new(0);
+    let total = b + 2 * n;
+    let pixels: Vec<f32> = (0..total * c * h * w)
+        .map(|_| rng.normal() as f32)
+        .collect();
+    let labels: Vec<i64> = (0..b).map(|_| rng.below(k) as i64).collect();
+    // The data enters as `trainer train`'s does: host buffers uploaded every iteration.
+    let step = |model: ossl::OsslModel<B>,
+                ema: &ossl::OsslModel<B::InnerBackend>,
+                optim: &mut _| {
+        let x =
+            Tensor::<B, 4>::from_data(TensorData::new(pixels.clone(), [total, c, h, w]), device);
+        let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels.clone(), [b]), device);
+        // Epoch 1: IOMatch's open-set loss is on, as for all but the first epoch.
+        ossl::train_step(model, ema, optim, x, y, 1, cfg.train.lr, &ctx, None).map_err(|v| {
+            anyhow::anyhow!(
+                "the loss is not finite on the synthetic batch: {}",
+                v.terms_line()
+            )
+        })
+    };
+    for _ in 0..warmup {
+        (model, ema, _) = step(model, &ema, &mut optim)?;
+    }
+    B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
+    let t0 = Instant::now();
+    for _ in 0..iters {
+        (model, ema, _) = step(model, &ema, &mut optim)?;
+    }
+    B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
+    let its = iters as f64 / t0.elapsed().as_secs_f64();
+
+    // The CPU side: the views of the same batches from synthetic bytes.
+    let m = (n * 2).max(1000);
+    let bytes: Vec<u8> = (0..m * c * h * w).map(|_| rng.below(256) as u8).collect();
+    let ys: Vec<u32> = (0..m).map(|i| (i % k) as u32).collect();
+    let names = (0..k).map(|i| i.to_string()).collect();
+    let set = std::sync::Arc::new(unseen_data::ImageSet::new(bytes, ys, c, h, w, names)?);
+    let (weak, strong) = ossl::views(cfg, &sec, &set, h);
+    let mut lb = ossl::ViewStream::new(set.clone(), vec![weak.clone()], b, cfg.seed, "lb")?;
+    let mut ulb = ossl::ViewStream::new(set, vec![weak, strong], n, cfg.seed, "ulb")?;
+    let t0 = Instant::now();
+    let view_iters = iters.max(5);
+    for t in 0..view_iters {
+        std::hint::black_box((lb.batch(t), ulb.batch(t)));
+    }
+    let views = view_iters as f64 / t0.elapsed().as_secs_f64();
+    Ok(OsslBenchResult {
+        engine: engine.to_string(),
+        iterations_per_second: its,
+        train_images_per_second: its * total as f64,
+        views_iterations_per_second: Some(views),
+    })
+}
+
+/// Runs `scripts/bench_ossl_torch.py` (USB's `train_step` of the same recipe on the same
+/// network and batch) and parses its JSON line.
+#[allow(clippy::too_many_arguments)]
+pub fn run_ossl_torch(
+    cfg: &crate::config::ExperimentConfig,
+    input: [usize; 3],
+    iters: usize,
+    warmup: usize,
+    python: &str,
+    script: &std::path::Path,
+    device: &str,
+) -> Result<OsslBenchResult> {
+    if let Some(width) = cfg.model.width {
+        anyhow::bail!(
+            "model.width = {width}: the PyTorch reference builds {} at its registry width; \
+             benchmark without --torch or remove the key",
+            cfg.model.name
+        );
+    }
+    let sec = cfg.ossl.clone().unwrap_or_default();
+    let k = unseen_data::splits::ClassSpec::parse(sec.seen_classes())
+        .map_err(|e| anyhow::anyhow!("ossl.seen_classes: {e}"))?
+        .into_vec()
+        .len();
+    let io = sec.iomatch();
+    let recipe = match cfg.recipe {
+        crate::config::RecipeKind::Iomatch => "iomatch",
+        _ => "fixmatch",
+    };
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(["--recipe", recipe])
+        .args(["--model", &cfg.model.name])
+        .args(["--batch", &cfg.train.batch_size.to_string()])
+        .args(["--mu", &sec.mu().to_string()])
+        .args([
+            "--input",
+            &format!("{}x{}x{}", input[0], input[1], input[2]),
+        ])
+        .args(["--classes", &k.to_string()])
+        .args(["--proj-dim", &sec.proj_dim().to_string()])
+        .args(["--p-cutoff", &sec.p_cutoff().to_string()])
+        .args(["--q-cutoff", &io.q_cutoff.to_string()])
+        .args(["--ema", &sec.ema_momentum().to_string()])
+        .args(["--lr", &cfg.train.lr.to_string()])
+        .args(["--weight-decay", &cfg.train.weight_decay.to_string()])
+        .args(["--iters", &iters.to_string()])
+        .args(["--warmup", &warmup.to_string()])
+        .args(["--device", device])
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run `{python} {}`: {e}", script.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "the PyTorch reference failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("");
+    serde_json::from_str(line)
+        .map_err(|e| anyhow::anyhow!("cannot parse the reference output {line:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+
+    fn config(name: &str) -> crate::config::ExperimentConfig {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs/cpu")
+            .join(name);
+        crate::config::load(&path, &[]).unwrap()
+    }
+
+    /// The FixMatch CPU config's iteration (8 labelled + 2 × 56 unlabelled digits): the
+    /// image rate is the iteration rate times the 120 images, and the views are measured;
+    /// the reference refuses a width it cannot build; a GCD config is refused by name.
+    #[test]
+    fn ossl_bench_times_the_configs_iteration() {
+        let cfg = config("fixmatch_mnist.toml");
+        let device = Default::default();
+        let r = run_ossl::<Autodiff<Flex>>(&cfg, [1, 28, 28], 1, 0, &device, "unseen/cpu").unwrap();
+        assert!(r.iterations_per_second.is_finite() && r.iterations_per_second > 0.0);
+        let per = r.train_images_per_second / r.iterations_per_second;
+        assert!((per - 120.0).abs() < 1e-9, "{per}");
+        assert!(r.views_iterations_per_second.unwrap() > 0.0);
+
+        let e = run_ossl::<Autodiff<Flex>>(&cfg, [3, 28, 28], 1, 0, &device, "x").unwrap_err();
+        assert!(e.to_string().contains("model.in_channels = 1"), "{e}");
+        let e =
+            run_ossl_torch(&cfg, [1, 28, 28], 1, 0, "python3", "x.py".as_ref(), "cpu").unwrap_err();
+        assert!(e.to_string().contains("model.width = 8"), "{e}");
+        let gcd = config("gcd_mnist.toml");
+        let e = run_ossl::<Autodiff<Flex>>(&gcd, [1, 28, 28], 1, 0, &device, "x").unwrap_err();
+        assert!(e.to_string().contains("fixmatch, iomatch"), "{e}");
+    }
+}

@@ -141,6 +141,15 @@ struct EmbedArgs {
 
 #[derive(Args, Debug)]
 struct BenchArgs {
+    /// Benchmark the training iteration of this open-set SSL config (`fixmatch`, `iomatch`):
+    /// its network, heads, batch (`B` labelled + `2μB` unlabelled views), loss, optimiser
+    /// and EMA on synthetic images of shape --input; with --torch, next to USB's
+    /// `train_step` (`scripts/bench_ossl_torch.py`). --model/--batch/--classes are ignored.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config value of --config (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Registry name of the network.
     #[arg(long, default_value = "resnet18_cifar")]
     model: String,
@@ -171,9 +180,10 @@ struct BenchArgs {
     /// Python interpreter with torch and torchvision, for --torch.
     #[arg(long, default_value = "python3")]
     python: String,
-    /// Path of the reference script.
-    #[arg(long, default_value = "scripts/bench_torch.py")]
-    torch_script: PathBuf,
+    /// Path of the reference script (default: `scripts/bench_torch.py`, or
+    /// `scripts/bench_ossl_torch.py` with --config).
+    #[arg(long)]
+    torch_script: Option<PathBuf>,
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -315,6 +325,80 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// `trainer bench --config`: one open-set SSL training iteration, ours and USB's.
+fn cmd_bench_ossl(
+    a: &BenchArgs,
+    path: &std::path::Path,
+    device: DeviceChoice,
+    torch_device: &str,
+) -> Result<()> {
+    let cfg = trainer::config::load(path, &a.overrides)?;
+    let input = parse_shape(&a.input)?;
+    let engine = format!("unseen/{}", device.label());
+    let ours = with_backend!(device, |B, dev| bench::run_ossl::<B>(
+        &cfg, input, a.iters, a.warmup, &dev, &engine
+    ))?;
+    let mut results = vec![ours];
+    if a.torch {
+        let script = a
+            .torch_script
+            .clone()
+            .unwrap_or_else(|| "scripts/bench_ossl_torch.py".into());
+        results.push(bench::run_ossl_torch(
+            &cfg,
+            input,
+            a.iters,
+            a.warmup,
+            &a.python,
+            &script,
+            torch_device,
+        )?);
+    }
+    let b = cfg.train.batch_size;
+    let mu = cfg.ossl.as_ref().map_or(7, |s| s.mu());
+    println!(
+        "{} ({:?} on {}): batch {b} labelled + 2 x {} unlabelled views, input {} \
+         ({} timed iterations after {} warm-up)",
+        cfg.name,
+        cfg.recipe,
+        cfg.model.name,
+        mu * b,
+        a.input,
+        a.iters,
+        a.warmup
+    );
+    println!(
+        "{:<16} {:>10} {:>14} {:>12}",
+        "engine", "it/s", "train img/s", "views it/s"
+    );
+    for r in &results {
+        println!(
+            "{:<16} {:>10.2} {:>14.1} {:>12}",
+            r.engine,
+            r.iterations_per_second,
+            r.train_images_per_second,
+            r.views_iterations_per_second
+                .map_or("-".to_string(), |v| format!("{v:.1}"))
+        );
+    }
+    if let [ours, torch] = results.as_slice() {
+        println!(
+            "{:<16} {:>10.2}",
+            "ratio (ours/pt)",
+            ours.iterations_per_second / torch.iterations_per_second
+        );
+    }
+    println!(
+        "(views it/s: the CPU's weak + strong view generation for one iteration, {} threads; \
+         the loop is fed fast enough while it is above the network's it/s)",
+        rayon::current_num_threads()
+    );
+    if let Some(p) = &a.json {
+        trainer::io::write_atomic(p, serde_json::to_string_pretty(&results)?.as_bytes())?;
+    }
+    Ok(())
+}
+
 fn parse_shape(s: &str) -> Result<[usize; 3]> {
     let v: Vec<usize> = s
         .split('x')
@@ -327,6 +411,13 @@ fn parse_shape(s: &str) -> Result<[usize; 3]> {
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
+    let torch_device = match device {
+        DeviceChoice::Cuda(i) | DeviceChoice::TchCuda(i) => format!("cuda:{i}"),
+        _ => "cpu".to_string(),
+    };
+    if let Some(path) = &a.config {
+        return cmd_bench_ossl(&a, path, device, &torch_device);
+    }
     let opts = BenchOptions {
         model: a.model.clone(),
         batch: a.batch,
@@ -340,16 +431,11 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     let ours = with_backend!(device, |B, dev| bench::run::<B>(&opts, &dev, &engine))?;
     let mut results = vec![ours.clone()];
     if a.torch {
-        let torch_device = match device {
-            DeviceChoice::Cuda(i) | DeviceChoice::TchCuda(i) => format!("cuda:{i}"),
-            _ => "cpu".to_string(),
-        };
-        results.push(bench::run_torch(
-            &opts,
-            &a.python,
-            &a.torch_script,
-            &torch_device,
-        )?);
+        let script = a
+            .torch_script
+            .clone()
+            .unwrap_or_else(|| "scripts/bench_torch.py".into());
+        results.push(bench::run_torch(&opts, &a.python, &script, &torch_device)?);
     }
     println!(
         "{} batch {} input {} ({} timed iterations after {} warm-up)",
