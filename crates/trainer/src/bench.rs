@@ -170,8 +170,18 @@ pub fn run_torch(
         } else {
             &[][..]
         })
-        .output()
-        .map_err(|e| anyhow::anyhow!("cannot run `{python} {}`: {e}", script.display()))?;
+        .output();
+    reference_result(out, python, script)
+}
+
+/// The JSON line a reference script printed last, or why it failed.
+fn reference_result<T: serde::de::DeserializeOwned>(
+    out: std::io::Result<std::process::Output>,
+    python: &str,
+    script: &std::path::Path,
+) -> Result<T> {
+    let out =
+        out.map_err(|e| anyhow::anyhow!("cannot run `{python} {}`: {e}", script.display()))?;
     if !out.status.success() {
         anyhow::bail!(
             "the PyTorch reference failed ({}): {}",
@@ -254,16 +264,8 @@ pub fn run_ossl<B: AutodiffBackend>(
     let mut model = ossl::build_model::<B>(cfg, &sec, k, h, device, false)?;
     let mut ema = model.valid();
     let mut optim = Optim::<B, ossl::OsslModel<B>>::new(&cfg.train);
-    let b = cfg.train.batch_size;
-    let n = sec.mu() * b;
-    let ctx = StepContext {
-        recipe: cfg.recipe,
-        iomatch: sec.iomatch(),
-        fixmatch: sec.fixmatch(),
-        labelled: b,
-        unlabelled: n,
-        ema_momentum: sec.ema_momentum(),
-    };
+    let ctx = StepContext::new(cfg, &sec);
+    let (b, n) = (ctx.labelled, ctx.unlabelled);
     let mut rng = Rng::new(0);
     let total = b + 2 * n;
     let pixels: Vec<f32> = (0..total * c * h * w)
@@ -368,26 +370,8 @@ pub fn run_ossl_torch(
         .args(["--iters", &iters.to_string()])
         .args(["--warmup", &warmup.to_string()])
         .args(["--device", device])
-        .output()
-        .map_err(|e| anyhow::anyhow!("cannot run `{python} {}`: {e}", script.display()))?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "the PyTorch reference failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .unwrap_or("");
-    serde_json::from_str(line)
-        .map_err(|e| anyhow::anyhow!("cannot parse the reference output {line:?}: {e}"))
+        .output();
+    reference_result(out, python, script)
 }
 
 #[cfg(test)]

@@ -1450,6 +1450,21 @@ pub struct StepContext {
     pub ema_momentum: f64,
 }
 
+impl StepContext {
+    /// The settings of `cfg`'s recipe: batch `B = train.batch_size`, `μB` unlabelled, the
+    /// `[ossl]` loss settings and EMA momentum.
+    pub fn new(cfg: &ExperimentConfig, sec: &OsslSection) -> Self {
+        Self {
+            recipe: cfg.recipe,
+            iomatch: sec.iomatch(),
+            fixmatch: sec.fixmatch(),
+            labelled: cfg.train.batch_size,
+            unlabelled: sec.mu() * cfg.train.batch_size,
+            ema_momentum: sec.ema_momentum(),
+        }
+    }
+}
+
 /// The loss of one iteration and every logged term, read from the device in one transfer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepValues {
@@ -1612,7 +1627,6 @@ pub fn train<B: AutodiffBackend>(
         rng: crate::train::recipe_rng(cfg.seed).state(),
     };
     let io_cfg = sec.iomatch();
-    let fm_cfg = sec.fixmatch();
     let mut queue = (cfg.recipe == RecipeKind::Iomatch && io_cfg.dist_align)
         .then(|| DistAlignQueue::<B>::new(k, io_cfg.da_len, &device));
     let mut ema: OsslModel<B::InnerBackend>;
@@ -1679,14 +1693,7 @@ pub fn train<B: AutodiffBackend>(
     let eval_every = sec.eval_every_iters();
     let b = t.batch_size;
     let n = ulb_batch;
-    let ctx = StepContext {
-        recipe: cfg.recipe,
-        iomatch: io_cfg.clone(),
-        fixmatch: fm_cfg.clone(),
-        labelled: b,
-        unlabelled: n,
-        ema_momentum: sec.ema_momentum(),
-    };
+    let ctx = StepContext::new(&cfg, &sec);
 
     for epoch in state.epochs_done..t.epochs {
         let ep_start = Instant::now();
@@ -2094,14 +2101,7 @@ mod tests {
         let mut pixels = lb.views[0].clone();
         pixels.extend_from_slice(&ulb.views[0]);
         pixels.extend_from_slice(&ulb.views[1]);
-        let ctx = StepContext {
-            recipe: cfg.recipe,
-            iomatch: sec.iomatch(),
-            fixmatch: sec.fixmatch(),
-            labelled: b,
-            unlabelled: n,
-            ema_momentum: sec.ema_momentum(),
-        };
+        let ctx = StepContext::new(&cfg, &sec);
         let batch = |pixels: Vec<f32>| {
             (
                 Tensor::<AB, 4>::from_data(
