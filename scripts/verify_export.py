@@ -8,7 +8,9 @@ sample batch.
 Builds the module from FILE.json's `pytorch` recipe (torchvision's ResNet with the CIFAR stem
 = 3x3 conv1 and maxpool = Identity; timm.create_model(...) for ViTs; the WRN classes of
 crates/backbones/tests/fixtures/make_parity.py), loads model.safetensors strictly, runs model.sample.safetensors' input
-in eval mode and prints the max |difference| to the logits Unseen computed. Exit code 1 if it
+in eval mode and prints the max |difference| to the logits Unseen computed. An IOMatch export
+(FILE.json `heads.layout = "IOMatchNet"`) is loaded into IOMatchNet(backbone) and its
+`logits_open` and `logits_mb` are compared too. Exit code 1 if it
 exceeds 1e-4. Needs torch, torchvision, safetensors (and timm for ViTs). Never run in CI.
 """
 import json
@@ -32,8 +34,13 @@ def build(info):
         here = os.path.dirname(os.path.abspath(__file__))
         sys.path.insert(0, os.path.join(here, "..", "crates", "backbones", "tests", "fixtures"))
         import make_parity
-        cls = make_parity.WideResNetOE if pt["style"] == "oe" else make_parity.WideResNetUSB
-        m = cls(depth=pt["depth"], widen_factor=pt["widen_factor"], num_classes=pt["num_classes"])
+        if pt["style"] == "oe":
+            m = make_parity.WideResNetOE(depth=pt["depth"], widen_factor=pt["widen_factor"],
+                                         num_classes=pt["num_classes"])
+        else:  # USB's CIFAR WRNs: first_stride 1
+            m = make_parity.WideResNetUSB(first_stride=1, depth=pt["depth"],
+                                          widen_factor=pt["widen_factor"],
+                                          num_classes=pt["num_classes"])
         if pt["in_channels"] != 3:
             m.conv1 = nn.Conv2d(pt["in_channels"], 16, 3, 1, 1, bias=pt["style"] == "usb")
         return m
@@ -62,22 +69,63 @@ def build(info):
     return m
 
 
+def features(m, x):
+    """The backbone's pooled features (what IOMatchNet feeds its heads)."""
+    if hasattr(m, "features") and callable(m.features):  # the reference WRNs
+        return m.features(x)
+    if hasattr(m, "forward_head"):  # timm
+        return m.forward_head(m.forward_features(x), pre_logits=True)
+    body = nn.Sequential(*list(m.children())[:-1])  # torchvision ResNet without fc
+    return torch.flatten(body(x), 1)
+
+
+class IOMatchNet(nn.Module):
+    """IOMatch's `IOMatchNet` (nukezil/IOMatch `semilearn/algorithms/iomatch/iomatch.py`):
+    the backbone, `mlp_proj` (d -> d -> proj_size), `mb_classifiers` (2K, no bias) and
+    `openset_classifier` (K + 1) on the projection."""
+
+    def __init__(self, base, d, k, proj):
+        super().__init__()
+        self.backbone = base
+        self.mlp_proj = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, proj))
+        self.mb_classifiers = nn.Linear(proj, 2 * k, bias=False)
+        self.openset_classifier = nn.Linear(proj, k + 1)
+
+    def forward(self, x):
+        feat = features(self.backbone, x)
+        fc = self.backbone.get_classifier() if hasattr(self.backbone, "get_classifier") \
+            else self.backbone.fc
+        z = self.mlp_proj(feat)
+        return {"logits": fc(feat), "logits_open": self.openset_classifier(z),
+                "logits_mb": self.mb_classifiers(z)}
+
+
 def main():
     path = sys.argv[1]
     stem = path[: -len(".safetensors")]
     info = json.load(open(stem + ".json"))
     m = build(info)
+    heads = info.get("heads")
+    if heads:
+        d = features(m.eval(), torch.zeros(1, *info["input_shape"])).shape[1]
+        m = IOMatchNet(m, d, heads["num_classes"], heads["proj_size"])
     missing_unexpected = m.load_state_dict(load_file(path), strict=True)
     print(f"load_state_dict(strict=True): {missing_unexpected}")
     sample = load_file(stem + ".sample.safetensors")
     m.eval()
     with torch.no_grad():
-        logits = m(sample["input"])
-    diff = (logits - sample["logits"]).abs().max().item()
-    agree = (logits.argmax(1) == sample["logits"].argmax(1)).float().mean().item()
-    print(f"{info['architecture']} ({info['pytorch']['library']} {info['pytorch']['constructor']}): "
-          f"max |logit difference| = {diff:.3e} over {tuple(logits.shape)}, top-1 agreement {agree:.0%}")
-    sys.exit(0 if diff < 1e-4 else 1)
+        out = m(sample["input"])
+    out = out if isinstance(out, dict) else {"logits": out}
+    worst = 0.0
+    for name, got in out.items():
+        want = sample[name]
+        diff = (got - want).abs().max().item()
+        agree = (got.argmax(1) == want.argmax(1)).float().mean().item()
+        worst = max(worst, diff)
+        print(f"{info['architecture']} ({info['pytorch']['library']} "
+              f"{info['pytorch']['constructor']}, {info.get('weights', 'model')} weights) {name}: "
+              f"max |difference| = {diff:.3e} over {tuple(got.shape)}, argmax agreement {agree:.0%}")
+    sys.exit(0 if worst < 1e-4 else 1)
 
 
 if __name__ == "__main__":

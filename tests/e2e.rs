@@ -638,6 +638,62 @@ fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
     // The closed accuracy is recomputable from the file.
     let acc = m["ossl"]["closed_accuracy"].as_f64().unwrap();
     assert!((right as f64 / 180.0 - acc).abs() < 1e-9);
+
+    // Export: IOMatchNet's state dict of the EMA model, in PyTorch layouts (width-4
+    // resnet_small: d = 32 features, projection 128, K = 6), and a sample whose arg-maxes are
+    // the predictions `eval` wrote for the same first 8 full-test images.
+    let exp = tmp.path().join("io.safetensors");
+    let o = trainer(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--out",
+        exp.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("io.json")).unwrap())
+            .unwrap();
+    assert_eq!(info["weights"], "ema");
+    assert_eq!(info["heads"]["layout"], "IOMatchNet");
+    assert_eq!(info["num_classes"], 6);
+    for (name, shape) in [
+        ("backbone.conv1.weight", vec![4, 1, 3, 3]),
+        ("backbone.fc.weight", vec![6, 32]),
+        ("mlp_proj.0.weight", vec![32, 32]),
+        ("mlp_proj.0.bias", vec![32]),
+        ("mlp_proj.2.weight", vec![128, 32]),
+        ("mb_classifiers.weight", vec![12, 128]),
+        ("openset_classifier.weight", vec![7, 128]),
+        ("openset_classifier.bias", vec![7]),
+    ] {
+        assert_eq!(read_tensor(&exp, name).0, shape, "{name}");
+    }
+    let bytes = std::fs::read(&exp).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(st.tensor("mb_classifiers.bias").is_err());
+    assert!(st.tensor("conv1.weight").is_err());
+    let argmax = |name: &str| -> Vec<String> {
+        let (shape, data) = read_tensor(&tmp.path().join("io.sample.safetensors"), name);
+        let v: Vec<f32> = data
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        v.chunks(shape[1])
+            .map(|r| {
+                let best = (0..r.len()).fold(0, |b, i| if r[i] > r[b] { i } else { b });
+                best.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        argmax("logits"),
+        rows[..8].iter().map(|r| r[3].clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        argmax("logits_open"),
+        rows[..8].iter().map(|r| r[4].clone()).collect::<Vec<_>>()
+    );
 }
 
 #[test]

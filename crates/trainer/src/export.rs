@@ -10,6 +10,12 @@
 //! m.load_state_dict(safetensors.torch.load_file("model.safetensors"), strict=True)
 //! ```
 //! (`scripts/verify_export.py` does exactly this and compares the sample logits.)
+//!
+//! Open-set SSL runs export their EMA model (the one evaluated): FixMatch as the bare
+//! backbone above (its head is the `K`-class closed-set classifier), IOMatch as `IOMatchNet`'s
+//! state dict (`backbone.*`, `mlp_proj.*`, `mb_classifiers.weight`, `openset_classifier.*`),
+//! which loads strictly into the reference's `IOMatchNet(backbone)`. GCD runs are refused
+//! (their head is prototypes over discovered clusters; `trainer embed --run` gives features).
 
 use std::path::Path;
 
@@ -21,7 +27,6 @@ use unseen_backbones::Backbone;
 
 use crate::config::ExperimentConfig;
 use crate::data_setup::ExperimentData;
-use crate::evaluate::infer;
 use crate::io::write_atomic;
 
 pub use unseen_backbones::weights::{state_dict, to_safetensors, TensorMap};
@@ -50,6 +55,15 @@ pub struct ExportInfo {
     pub recipe: String,
     /// Run the weights come from.
     pub run: String,
+    /// Which weights: `"model"` (the trained network) or, for open-set SSL runs, `"ema"`
+    /// (the EMA model, the one USB and Unseen evaluate).
+    pub weights: String,
+    /// IOMatch runs: the file is an `IOMatchNet` state dict, the backbone under `backbone.`
+    /// plus `mlp_proj`, `mb_classifiers` and `openset_classifier`:
+    /// `{"layout": "IOMatchNet", "proj_size": P, "num_classes": K}`. Absent otherwise (the
+    /// file loads into the bare backbone module).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heads: Option<serde_json::Value>,
 }
 
 /// Exports a run's last checkpoint.
@@ -62,20 +76,7 @@ pub fn export<B: Backend>(
     overwrite: bool,
     device: &B::Device,
 ) -> Result<Vec<std::path::PathBuf>> {
-    if out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
-        bail!("--out must end in .safetensors, got {}", out.display());
-    }
-    let stem = out.with_extension("");
-    let json_path = stem.with_extension("json");
-    let sample_path = std::path::PathBuf::from(format!("{}.sample.safetensors", stem.display()));
-    for p in [out, json_path.as_path(), sample_path.as_path()] {
-        if p.exists() && !overwrite {
-            bail!(
-                "{} already exists; pass --overwrite to replace it",
-                p.display()
-            );
-        }
-    }
+    export_paths(out, overwrite)?;
     let info = ExportInfo {
         architecture: cfg.model.name.clone(),
         pytorch: cfg
@@ -93,18 +94,72 @@ pub fn export<B: Backend>(
         std: cfg.data.augment.std.clone(),
         recipe: cfg.recipe.name().into(),
         run: cfg.name.clone(),
+        weights: "model".into(),
+        heads: None,
     };
     let weights = state_dict(model, steps as i64)?;
+    let batch = sample_batch(&data.id_test, cfg)?;
+    let x = Tensor::<B, 4>::from_data(
+        burn::tensor::TensorData::new(batch.images.clone(), batch.shape),
+        device,
+    );
+    let (_, logits) = model.forward(x);
+    let sample = sample_map(&batch, [("logits", Some(logits))]);
+    write_files(out, &info, &weights, &sample)
+}
+
+/// The three paths of an export to `out` (`FILE.safetensors`, `FILE.json`,
+/// `FILE.sample.safetensors`), after checking the extension and that none exists unless
+/// `overwrite`.
+fn export_paths(out: &Path, overwrite: bool) -> Result<[std::path::PathBuf; 3]> {
+    if out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        bail!("--out must end in .safetensors, got {}", out.display());
+    }
+    let stem = out.with_extension("");
+    let json_path = stem.with_extension("json");
+    let sample_path = std::path::PathBuf::from(format!("{}.sample.safetensors", stem.display()));
+    for p in [out, json_path.as_path(), sample_path.as_path()] {
+        if p.exists() && !overwrite {
+            bail!(
+                "{} already exists; pass --overwrite to replace it",
+                p.display()
+            );
+        }
+    }
+    Ok([out.to_path_buf(), json_path, sample_path])
+}
+
+/// Writes the weights (with the architecture in the metadata), `FILE.json` and the sample.
+fn write_files(
+    out: &Path,
+    info: &ExportInfo,
+    weights: &TensorMap,
+    sample: &TensorMap,
+) -> Result<Vec<std::path::PathBuf>> {
+    let [out, json_path, sample_path] = export_paths(out, true)?;
     let mut meta = std::collections::HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    meta.insert("unseen.architecture".to_string(), cfg.model.name.clone());
-    // Sample: the first 8 ID test images (fewer if the set is smaller), normalised.
-    let n = data.id_test.len().min(8);
+    meta.insert("unseen.architecture".to_string(), info.architecture.clone());
+    write_atomic(&out, &to_safetensors(weights, Some(meta))?)?;
+    write_atomic(
+        &json_path,
+        (serde_json::to_string_pretty(info)? + "\n").as_bytes(),
+    )?;
+    write_atomic(&sample_path, &to_safetensors(sample, None)?)?;
+    Ok(vec![out, json_path, sample_path])
+}
+
+/// The sample batch of an export: the first 8 images of `set` (fewer if it is smaller),
+/// normalised as evaluation does.
+fn sample_batch(
+    set: &unseen_data::ImageSet,
+    cfg: &ExperimentConfig,
+) -> Result<unseen_data::loader::Batch> {
+    let n = set.len().min(8);
     let idx: Vec<usize> = (0..n).collect();
-    let sample_set = std::sync::Arc::new(data.id_test.select(&idx));
     let loader = unseen_data::loader::Loader::new(
-        sample_set.clone(),
-        n,
+        std::sync::Arc::new(set.select(&idx)),
+        n.max(1),
         false,
         false,
         unseen_data::transforms::Augment::normalize_only(
@@ -113,39 +168,39 @@ pub fn export<B: Backend>(
         ),
         0,
     )?;
-    let batch = loader.epoch(0).next().context("empty ID test set")?;
-    let logits = infer(
-        model,
-        &sample_set,
-        &cfg.data.augment.mean,
-        &cfg.data.augment.std,
-        n,
-        device,
-    );
+    loader
+        .epoch(0)
+        .next()
+        .context("the test set is empty: no sample to export")
+}
+
+/// `FILE.sample.safetensors`: the `input` batch and each present output.
+fn sample_map<B: Backend, const N: usize>(
+    batch: &unseen_data::loader::Batch,
+    outputs: [(&str, Option<Tensor<B, 2>>); N],
+) -> TensorMap {
     let mut sample = TensorMap::new();
     sample.insert(
         "input".into(),
-        (
-            Dtype::F32,
-            batch.shape.to_vec(),
-            batch.images.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ),
+        f32_entry(batch.shape.to_vec(), &batch.images),
     );
-    sample.insert(
-        "logits".into(),
-        (
-            Dtype::F32,
-            vec![n, logits.classes],
-            logits.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ),
-    );
-    write_atomic(out, &to_safetensors(&weights, Some(meta))?)?;
-    write_atomic(
-        &json_path,
-        (serde_json::to_string_pretty(&info)? + "\n").as_bytes(),
-    )?;
-    write_atomic(&sample_path, &to_safetensors(&sample, None)?)?;
-    Ok(vec![out.to_path_buf(), json_path, sample_path])
+    for (name, t) in outputs {
+        if let Some(t) = t {
+            let shape = t.dims().to_vec();
+            let v = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32");
+            sample.insert(name.into(), f32_entry(shape, &v));
+        }
+    }
+    sample
+}
+
+/// A float tensor entry of a [`TensorMap`].
+fn f32_entry(shape: Vec<usize>, values: &[f32]) -> (Dtype, Vec<usize>, Vec<u8>) {
+    (
+        Dtype::F32,
+        shape,
+        values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
 }
 
 /// Loads a run's last checkpoint on the CPU and exports it (see [`export`]).
@@ -157,13 +212,17 @@ pub fn export_run(
 ) -> Result<Vec<std::path::PathBuf>> {
     type B = burn::backend::Flex;
     let device = Default::default();
-    if cfg.recipe.family() != crate::config::RecipeFamily::Ood {
-        bail!(
-            "`trainer export` exports classifier runs (supervised and the OE family); the `{}` \
-             recipe trains extra heads that torchvision/timm modules do not have. Use \
-             `trainer embed --run` for its backbone features",
+    match cfg.recipe.family() {
+        crate::config::RecipeFamily::Ood => {}
+        crate::config::RecipeFamily::Ossl => {
+            return export_ossl::<B>(cfg, run_dir, out, overwrite, &device)
+        }
+        crate::config::RecipeFamily::Gcd => bail!(
+            "`trainer export` exports classifier (supervised, OE family) and open-set SSL \
+             runs; a `{}` run's head is a set of prototypes over discovered clusters that no \
+             torchvision/timm module has. Use `trainer embed --run` for its backbone features",
             cfg.recipe.name()
-        );
+        ),
     }
     let data = crate::data_setup::load(&cfg.data, cfg.seed, false, cfg.model.in_channels)?;
     let ck = crate::checkpoint::find(run_dir)?;
@@ -176,4 +235,70 @@ pub fn export_run(
     )?;
     let model = crate::checkpoint::load_model(&ck, model, &device)?;
     export::<B>(cfg, &model, &data, state.step, out, overwrite, &device)
+}
+
+/// Exports an open-set SSL run's EMA model (the one evaluated; the live weights when the
+/// checkpoint has no EMA for its step). FixMatch: the backbone with its `K`-class closed-set
+/// head under the usual names, loadable into the bare module. IOMatch: `IOMatchNet`'s state
+/// dict (the backbone under `backbone.`, plus the projector, one-vs-all and open-set heads;
+/// see [`ExportInfo::heads`]), so it loads into the reference's own module. The sample holds
+/// `logits` and, for IOMatch, `logits_open` `[n, K + 1]` and `logits_mb` `[n, 2K]` of the
+/// first 8 full-test images.
+fn export_ossl<B: Backend>(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    out: &Path,
+    overwrite: bool,
+    device: &B::Device,
+) -> Result<Vec<std::path::PathBuf>> {
+    use crate::ossl;
+    export_paths(out, overwrite)?;
+    let sec = cfg.ossl.clone().unwrap_or_default();
+    let data = ossl::load_data(cfg, &sec)?;
+    let (model, state, ema) = ossl::load_run_model::<B>(cfg, &sec, &data, run_dir, device)?;
+    let k = data.split.num_seen;
+    let test = &data.full_test;
+    let mut weights = state_dict(&model.backbone, state.step as i64)?;
+    if let Some(h) = &model.heads {
+        weights = weights
+            .into_iter()
+            .map(|(name, t)| (format!("backbone.{name}"), t))
+            .collect();
+        weights.extend(h.torch_state_dict());
+    }
+    let info = ExportInfo {
+        architecture: cfg.model.name.clone(),
+        pytorch: cfg.model.pytorch_recipe(k, test.height)?,
+        num_classes: k,
+        class_names: data.labelled.class_names.clone(),
+        input_shape: [test.channels, test.height, test.width],
+        preprocess: cfg.data.preprocess.clone(),
+        mean: cfg.data.augment.mean.clone(),
+        std: cfg.data.augment.std.clone(),
+        recipe: cfg.recipe.name().into(),
+        run: cfg.name.clone(),
+        weights: if ema { "ema" } else { "model" }.into(),
+        heads: model.heads.as_ref().map(|_| {
+            serde_json::json!({
+                "layout": "IOMatchNet",
+                "proj_size": sec.proj_dim(),
+                "num_classes": k,
+            })
+        }),
+    };
+    let batch = sample_batch(test, cfg)?;
+    let x = Tensor::<B, 4>::from_data(
+        burn::tensor::TensorData::new(batch.images.clone(), batch.shape),
+        device,
+    );
+    let o = model.forward(x);
+    let sample = sample_map(
+        &batch,
+        [
+            ("logits", Some(o.logits)),
+            ("logits_open", o.open),
+            ("logits_mb", o.ova),
+        ],
+    );
+    write_files(out, &info, &weights, &sample)
 }

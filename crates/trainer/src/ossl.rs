@@ -759,6 +759,36 @@ impl<B: Backend> IoMatchHeads<B> {
         }
     }
 
+    /// The heads under `IOMatchNet`'s parameter names, in PyTorch's layouts (`Linear`
+    /// weights `[out, in]`), f32: `mlp_proj.0.{weight,bias}`, `mlp_proj.2.{weight,bias}`,
+    /// `mb_classifiers.weight`, `openset_classifier.{weight,bias}`.
+    pub fn torch_state_dict(&self) -> unseen_backbones::weights::TensorMap {
+        fn entry<B: Backend, const D: usize>(
+            t: Tensor<B, D>,
+        ) -> (safetensors::Dtype, Vec<usize>, Vec<u8>) {
+            let shape = t.dims().to_vec();
+            let values = t.into_data().convert::<f32>().to_vec::<f32>();
+            let bytes = values
+                .expect("f32 data")
+                .into_iter()
+                .flat_map(|v| v.to_le_bytes());
+            (safetensors::Dtype::F32, shape, bytes.collect())
+        }
+        let mut out = unseen_backbones::weights::TensorMap::new();
+        for (name, l) in [
+            ("mlp_proj.0", &self.proj1),
+            ("mlp_proj.2", &self.proj2),
+            ("mb_classifiers", &self.mb),
+            ("openset_classifier", &self.open),
+        ] {
+            out.insert(format!("{name}.weight"), entry(l.weight.val().transpose()));
+            if let Some(b) = &l.bias {
+                out.insert(format!("{name}.bias"), entry(b.val()));
+            }
+        }
+        out
+    }
+
     /// `(one-vs-all logits [n, 2K], open-set logits [n, K + 1])` of features `[n, d]`.
     pub fn forward(&self, features: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let proj = self.proj2.forward(relu(self.proj1.forward(features)));
@@ -1859,19 +1889,13 @@ pub fn evaluate_run<B: Backend>(
         .map_err(|e| anyhow::anyhow!("[ossl]: {e}"))?;
     let data = load_data(cfg, &sec)?;
     let k = data.split.num_seen;
-    let model = build_model::<B>(cfg, &sec, k, data.labelled.height, device, false)?;
-    let ck = checkpoint::find(run_dir)?;
-    let state = checkpoint::load_state(&ck)?;
-    let model = match load_extras_state(&ck) {
-        Some(s) if s.step == state.step => load_ema(&ck, model, device)?,
-        _ => {
-            eprintln!(
-                "warning: {} has no EMA weights for its step; evaluating the live model",
-                ck.display()
-            );
-            checkpoint::load_model(&ck, model, device)?
-        }
-    };
+    let (model, state, ema) = load_run_model::<B>(cfg, &sec, &data, run_dir, device)?;
+    if !ema {
+        eprintln!(
+            "warning: {} has no EMA weights for its step; evaluating the live model",
+            run_dir.display()
+        );
+    }
     let ev = evaluate(&model, cfg, &sec, &data, device_label, device, state.step)?;
     let out: PathBuf = run_dir.join("eval");
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -1882,8 +1906,8 @@ pub fn evaluate_run<B: Backend>(
     Ok(ev.metrics.summary() + &format!("wrote {}", out.display()))
 }
 
-/// The backbone of an OSSL run's last checkpoint, EMA weights (for `trainer embed --run` and
-/// `trainer export`, which expect a bare backbone: `model.mpk` also holds IOMatch's heads).
+/// The backbone of an OSSL run's last checkpoint, EMA weights (for `trainer embed --run`,
+/// which expects a bare backbone: `model.mpk` also holds IOMatch's heads).
 ///
 /// # Errors
 /// No checkpoint in `run_dir`, or data that cannot be loaded (the split fixes `K`).
@@ -1894,9 +1918,27 @@ pub fn load_backbone<B: Backend>(
 ) -> Result<Backbone<B>> {
     let sec = cfg.ossl.clone().unwrap_or_default();
     let data = load_data(cfg, &sec)?;
+    Ok(load_run_model::<B>(cfg, &sec, &data, run_dir, device)?
+        .0
+        .backbone)
+}
+
+/// The model of an OSSL run's last checkpoint: its EMA weights (the model USB evaluates and
+/// Unseen reports) when the checkpoint has them for its step, else the live weights. Returns
+/// the model, the checkpoint's state, and whether the weights are the EMA's.
+///
+/// # Errors
+/// No checkpoint in `run_dir`, or weights that do not fit the config's network.
+pub fn load_run_model<B: Backend>(
+    cfg: &ExperimentConfig,
+    sec: &OsslSection,
+    data: &OsslData,
+    run_dir: &Path,
+    device: &B::Device,
+) -> Result<(OsslModel<B>, TrainState, bool)> {
     let model = build_model::<B>(
         cfg,
-        &sec,
+        sec,
         data.split.num_seen,
         data.labelled.height,
         device,
@@ -1904,11 +1946,10 @@ pub fn load_backbone<B: Backend>(
     )?;
     let ck = checkpoint::find(run_dir)?;
     let state = checkpoint::load_state(&ck)?;
-    let model = match load_extras_state(&ck) {
-        Some(s) if s.step == state.step => load_ema(&ck, model, device)?,
-        _ => checkpoint::load_model(&ck, model, device)?,
-    };
-    Ok(model.backbone)
+    Ok(match load_extras_state(&ck) {
+        Some(s) if s.step == state.step => (load_ema(&ck, model, device)?, state, true),
+        _ => (checkpoint::load_model(&ck, model, device)?, state, false),
+    })
 }
 
 #[cfg(test)]
