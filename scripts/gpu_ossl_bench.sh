@@ -5,7 +5,11 @@
 #   scripts/gpu_ossl_bench.sh [TRAINER_BINARY] [OUT_DIR]
 #
 # TRAINER_BINARY is a `cargo build --release -p trainer --features cuda` binary (default
-# target/release/trainer). What it runs, each result under OUT_DIR:
+# target/release/trainer). Without nvcc, cudarc's build script falls back to the newest CUDA
+# API it knows (13.4); to match the 13.2 wheels torch installs, put a stub `nvcc` on PATH
+# that prints `Cuda compilation tools, release 13.2, V13.2.51` as its 4th line. Built so
+# in its own target folder and stripped (`strip -o target/gpu/trainer ...`), the binary is
+# 57 MB. What it runs, each result under OUT_DIR:
 #  1. `trainer bench --config <cifar10 iomatch|fixmatch config> --device cuda --torch`: the
 #     training iteration (64 labelled + 2 x 448 unlabelled views, WRN-28-2, loss, SGD, EMA) on
 #     synthetic images, ours and scripts/bench_ossl_torch.py's (USB's train_step);
