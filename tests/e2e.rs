@@ -601,6 +601,25 @@ fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let run2 = split.join("iomatch_mnist");
     assert!(!run2.join("metrics.json").exists());
+    // Resuming with another config is refused and leaves the run as it was.
+    let state = std::fs::read(run2.join("checkpoints/last/state.json")).unwrap();
+    let a = ossl_args(
+        "iomatch",
+        &split,
+        &["--resume", run2.to_str().unwrap(), "--set", "seed=5"],
+    );
+    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+    let out = trainer(&a);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the config differs from the one"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(run2.join("checkpoints/last/state.json")).unwrap(),
+        state
+    );
     let out = trainer(&["train", "--resume", run2.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(

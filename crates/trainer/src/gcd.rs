@@ -476,17 +476,6 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<String> {
     let sec = cfg.gcd.clone().unwrap_or_default();
     let run_dir = crate::train::prepare_run_dir(&cfg, opts)?;
-    if opts.resume.is_some() {
-        let saved = crate::config::load(&run_dir.join("config.toml"), &[])?;
-        if saved != cfg {
-            bail!(
-                "the config differs from the one {} was started with",
-                run_dir.display()
-            );
-        }
-    } else {
-        write_atomic(&run_dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
-    }
     B::seed(&device, cfg.seed);
     let started = Instant::now();
     let data = load_data(&cfg, &sec)?;

@@ -1633,19 +1633,6 @@ pub fn train<B: AutodiffBackend>(
     // The split first: bad data or split settings fail before a run folder exists.
     let data = load_data(&cfg, &sec)?;
     let run_dir = prepare_run_dir(&cfg, opts)?;
-    if opts.resume.is_some() {
-        let saved = crate::config::load(&run_dir.join("config.toml"), &[])
-            .with_context(|| format!("cannot read the saved config of {}", run_dir.display()))?;
-        if saved != cfg {
-            bail!(
-                "the config differs from the one {} was started with; resume without --config \
-                 (the saved config is used) or start a new run",
-                run_dir.display()
-            );
-        }
-    } else {
-        write_atomic(&run_dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
-    }
     B::seed(&device, cfg.seed);
     let k = data.split.num_seen;
     let img = data.labelled.height;

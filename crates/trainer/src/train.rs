@@ -71,12 +71,23 @@ pub(crate) fn recipe_rng(seed: u64) -> Rng {
     Rng::stream(seed, "recipe")
 }
 
-/// Prepares the run folder: refuses to clobber an existing one unless asked.
+/// Prepares the run folder of every training loop: refuses to clobber an existing one
+/// unless asked (`--overwrite`) and writes `config.toml` into a new one; on `--resume`,
+/// checks that the folder is a run and that `cfg` is the config it was started with.
 pub(crate) fn prepare_run_dir(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<PathBuf> {
     if let Some(dir) = &opts.resume {
         if !dir.join("config.toml").exists() {
             bail!(
                 "cannot resume: {} is not a run folder (no config.toml in it)",
+                dir.display()
+            );
+        }
+        let saved = crate::config::load(&dir.join("config.toml"), &[])
+            .with_context(|| format!("cannot read the saved config of {}", dir.display()))?;
+        if saved != *cfg {
+            bail!(
+                "the config differs from the one {} was started with; resume without --config \
+                 (the saved config is used) or start a new run",
                 dir.display()
             );
         }
@@ -96,6 +107,7 @@ pub(crate) fn prepare_run_dir(cfg: &ExperimentConfig, opts: &TrainOptions) -> Re
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     Ok(dir)
 }
 
@@ -200,19 +212,6 @@ pub fn train<B: AutodiffBackend>(
         crate::config::RecipeFamily::Ood => {}
     }
     let run_dir = prepare_run_dir(&cfg, opts)?;
-    if opts.resume.is_some() {
-        let saved = crate::config::load(&run_dir.join("config.toml"), &[])
-            .with_context(|| format!("cannot read the saved config of {}", run_dir.display()))?;
-        if saved != cfg {
-            bail!(
-                "the config differs from the one {} was started with; resume without --config \
-                 (the saved config is used) or start a new run",
-                run_dir.display()
-            );
-        }
-    } else {
-        write_atomic(&run_dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
-    }
     B::seed(&device, cfg.seed);
     let data = data_setup::load(
         &cfg.data,
