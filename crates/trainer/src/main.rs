@@ -355,7 +355,7 @@ fn cmd_bench_ossl(
         )?);
     }
     let b = cfg.train.batch_size;
-    let mu = cfg.ossl.as_ref().map_or(7, |s| s.mu());
+    let mu = cfg.ossl.clone().unwrap_or_default().mu();
     println!(
         "{} ({:?} on {}): batch {b} labelled + 2 x {} unlabelled views, input {} \
          ({} timed iterations after {} warm-up)",
@@ -417,6 +417,9 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     };
     if let Some(path) = &a.config {
         return cmd_bench_ossl(&a, path, device, &torch_device);
+    }
+    if let Some(o) = a.overrides.first() {
+        anyhow::bail!("--set {o} overrides a config value: it needs --config");
     }
     let opts = BenchOptions {
         model: a.model.clone(),
