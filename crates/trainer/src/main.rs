@@ -39,9 +39,13 @@ enum Command {
     ///
     /// Example: trainer export --run experiments/quickstart --out quickstart.safetensors
     Export(ExportArgs),
-    /// Measure training and inference throughput (img/s), optionally next to PyTorch.
+    /// Measure training and inference throughput (img/s), or an open-set SSL config's
+    /// training iteration (it/s), optionally next to PyTorch.
     ///
     /// Example: trainer bench --model resnet18_cifar --batch 128 --torch
+    ///
+    /// Example: trainer bench --config configs/papers/iomatch_cifar10_6-4_25labels.toml
+    /// --device cuda --torch
     Bench(BenchArgs),
     /// Run a backbone (the config's weights, or a run's checkpoint) over a dataset or an
     /// image folder and write features (and logits) to a safetensors file.
