@@ -44,17 +44,6 @@ use crate::error::{DataError, Result};
 use crate::rng::Rng;
 use crate::transforms::Augment;
 
-/// A generator for `(seed, stream, parts...)`: a pure function of its arguments, with
-/// unrelated outputs for different arguments (each part is folded in through a SplitMix64
-/// seeding and one xoshiro256++ step).
-fn derive_rng(seed: u64, stream: &str, parts: &[u64]) -> Rng {
-    let mut key = Rng::stream(seed, stream).next_u64();
-    for &p in parts {
-        key = Rng::new(key ^ p).next_u64();
-    }
-    Rng::new(key)
-}
-
 /// One batch of images, normalized (and augmented) into `f32`, channel-first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
@@ -233,7 +222,7 @@ impl Loader {
     pub fn order(&self, epoch: usize) -> Vec<usize> {
         let n = self.set.len();
         if self.shuffle {
-            derive_rng(self.seed, "loader", &[epoch as u64]).permutation(n)
+            Rng::derive(self.seed, "loader", &[epoch as u64]).permutation(n)
         } else {
             (0..n).collect()
         }
@@ -262,7 +251,7 @@ impl Loader {
         let stop = (start + self.batch_size).min(order.len());
         let (seed, e) = (self.seed, epoch as u64);
         build_batch(&self.set, &self.augment, order[start..stop].to_vec(), |k| {
-            derive_rng(seed, "loader-augment", &[e, (start + k) as u64])
+            Rng::derive(seed, "loader-augment", &[e, (start + k) as u64])
         })
     }
 }
@@ -405,7 +394,7 @@ impl OutlierStream {
         self.order_kind = order;
         self.base = match order {
             OutlierOrder::Offset => {
-                derive_rng(self.seed, "outlier-order", &[]).permutation(self.set.len())
+                Rng::derive(self.seed, "outlier-order", &[]).permutation(self.set.len())
             }
             OutlierOrder::Shuffle => Vec::new(),
         };
@@ -431,7 +420,7 @@ impl OutlierStream {
     /// function of `(seed, epoch, pass)` and the order kind.
     pub fn pass_order(&self, epoch: usize, pass: usize) -> Vec<usize> {
         let n = self.set.len();
-        let mut rng = derive_rng(self.seed, "outlier", &[epoch as u64, pass as u64]);
+        let mut rng = Rng::derive(self.seed, "outlier", &[epoch as u64, pass as u64]);
         match self.order_kind {
             OutlierOrder::Offset => {
                 let offset = rng.below(n);
@@ -484,7 +473,7 @@ impl OutlierStream {
         let first = (self.batch * self.batch_size) as u64;
         self.batch += 1;
         build_batch(&self.set, &self.augment, indices, |k| {
-            derive_rng(seed, "outlier-augment", &[e, first + k as u64])
+            Rng::derive(seed, "outlier-augment", &[e, first + k as u64])
         })
     }
 }

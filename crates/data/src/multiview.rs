@@ -28,7 +28,8 @@ use rayon::prelude::*;
 
 use crate::dataset::ImageSet;
 use crate::error::{DataError, Result};
-use crate::sampler::{derive_rng, WeightedSampler};
+use crate::rng::Rng;
+use crate::sampler::WeightedSampler;
 use crate::transforms::{shared_output_size, ViewAugment};
 
 /// How a [`MultiViewLoader`] orders an epoch.
@@ -273,7 +274,7 @@ impl MultiViewLoader {
         match &self.sampling {
             Sampling::InOrder => (0..self.set.len()).collect(),
             Sampling::Shuffle => {
-                derive_rng(self.seed, "multiview", &[epoch as u64]).permutation(self.set.len())
+                Rng::derive(self.seed, "multiview", &[epoch as u64]).permutation(self.set.len())
             }
             Sampling::Weighted(s) => s.order(epoch),
         }
@@ -299,35 +300,54 @@ impl MultiViewLoader {
     fn build(&self, epoch: usize, order: &[usize], b: usize) -> MultiViewBatch {
         let start = b * self.batch_size;
         let stop = (start + self.batch_size).min(order.len());
-        let indices = order[start..stop].to_vec();
-        let set = &*self.set;
-        let (c, h, w) = (set.channels, set.height, set.width);
-        let (oh, ow) = self.output_size();
-        let per = c * oh * ow;
         let (seed, e) = (self.seed, epoch as u64);
-        let views = self
-            .views
-            .iter()
-            .enumerate()
-            .map(|(v, view)| {
-                let mut out = vec![0f32; indices.len() * per];
-                out.par_chunks_mut(per)
-                    .zip(indices.par_iter())
-                    .enumerate()
-                    .for_each(|(k, (dst, &i))| {
-                        let parts = [e, (start + k) as u64, v as u64];
-                        let mut rng = derive_rng(seed, "multiview-augment", &parts);
-                        view.apply(set.image(i), c, h, w, &mut rng, dst);
-                    });
-                out
-            })
-            .collect();
-        MultiViewBatch {
-            views,
-            labels: indices.iter().map(|&i| set.labels[i]).collect(),
-            shape: [indices.len(), c, oh, ow],
-            indices,
-        }
+        augment_views(
+            &self.set,
+            order[start..stop].to_vec(),
+            &self.views,
+            self.output_size(),
+            |k, v| {
+                Rng::derive(
+                    seed,
+                    "multiview-augment",
+                    &[e, (start + k) as u64, v as u64],
+                )
+            },
+        )
+    }
+}
+
+/// The batch of the images of `set` at `indices`, each augmented by every one of `views`
+/// into `out = (height, width)` (their shared output size), in parallel: view `v` of the
+/// `k`-th image draws from `rng(k, v)`, so the batch does not depend on the thread count.
+pub fn augment_views(
+    set: &ImageSet,
+    indices: Vec<usize>,
+    views: &[ViewAugment],
+    out: (usize, usize),
+    rng: impl Fn(usize, usize) -> Rng + Sync,
+) -> MultiViewBatch {
+    let (c, h, w) = (set.channels, set.height, set.width);
+    let per = c * out.0 * out.1;
+    let views = views
+        .iter()
+        .enumerate()
+        .map(|(v, view)| {
+            let mut buf = vec![0f32; indices.len() * per];
+            buf.par_chunks_mut(per)
+                .zip(indices.par_iter())
+                .enumerate()
+                .for_each(|(k, (dst, &i))| {
+                    view.apply(set.image(i), c, h, w, &mut rng(k, v), dst);
+                });
+            buf
+        })
+        .collect();
+    MultiViewBatch {
+        views,
+        labels: indices.iter().map(|&i| set.labels[i]).collect(),
+        shape: [indices.len(), c, out.0, out.1],
+        indices,
     }
 }
 
@@ -442,7 +462,7 @@ mod tests {
         // ... and each is exactly the view applied with its derived generator.
         for v in 0..2 {
             for k in 0..5 {
-                let mut rng = derive_rng(3, "multiview-augment", &[0, k as u64, v as u64]);
+                let mut rng = Rng::derive(3, "multiview-augment", &[0, k as u64, v as u64]);
                 let mut want = vec![0f32; 108];
                 weak().apply(set.image(k), 3, 6, 6, &mut rng, &mut want);
                 assert_eq!(b.image(v, k), &want[..]);
@@ -545,7 +565,7 @@ mod tests {
         let b = l.epoch(0).next().unwrap();
         assert_eq!(b.shape, [2, 3, 4, 4]);
         assert_eq!(b.views[1].len(), 2 * 48);
-        let mut rng = derive_rng(8, "multiview-augment", &[0, 1, 0]);
+        let mut rng = Rng::derive(8, "multiview-augment", &[0, 1, 0]);
         let mut want = vec![0f32; 48];
         weak.apply(set.image(1), 3, 6, 6, &mut rng, &mut want);
         assert_eq!(b.image(0, 1), &want[..]);

@@ -47,6 +47,19 @@ impl Rng {
         Self::new(seed ^ h.rotate_left(17))
     }
 
+    /// A generator for `(seed, stream, parts...)`, e.g. the augmentation of image `k` of
+    /// batch `t`: a pure function of its arguments, with unrelated outputs for different
+    /// arguments (each part is folded in through a SplitMix64 seeding and one xoshiro256++
+    /// step). Every loader derives its per-epoch, per-batch and per-image generators this
+    /// way, so results do not depend on the thread count or on the order work is done.
+    pub fn derive(seed: u64, stream: &str, parts: &[u64]) -> Self {
+        let mut key = Self::stream(seed, stream).next_u64();
+        for &p in parts {
+            key = Self::new(key ^ p).next_u64();
+        }
+        Self::new(key)
+    }
+
     /// Restores a generator from [`Rng::state`].
     pub fn from_state(s: [u64; 4]) -> Self {
         Self { s }

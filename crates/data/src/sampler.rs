@@ -35,16 +35,6 @@ pub struct WeightedSampler {
     seed: u64,
 }
 
-/// A generator for `(seed, stream, parts...)`, independent of every other call: the same
-/// derivation as the loaders use.
-pub(crate) fn derive_rng(seed: u64, stream: &str, parts: &[u64]) -> Rng {
-    let mut key = Rng::stream(seed, stream).next_u64();
-    for &p in parts {
-        key = Rng::new(key ^ p).next_u64();
-    }
-    Rng::new(key)
-}
-
 impl WeightedSampler {
     /// A sampler drawing `num_samples` indices per epoch, index `i` with probability
     /// proportional to `weights[i]`.
@@ -129,7 +119,7 @@ impl WeightedSampler {
     /// The `num_samples` indices of epoch `epoch`, drawn with replacement; a pure function
     /// of `(seed, epoch)`.
     pub fn order(&self, epoch: usize) -> Vec<usize> {
-        let mut rng = derive_rng(self.seed, "weighted-sampler", &[epoch as u64]);
+        let mut rng = Rng::derive(self.seed, "weighted-sampler", &[epoch as u64]);
         let total = self.cumulative[self.cumulative.len() - 1];
         let last = self.cumulative.len() - 1;
         (0..self.num_samples)

@@ -108,7 +108,6 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use unseen_backbones::Backbone;
 use unseen_data::loader::Loader;
@@ -567,15 +566,6 @@ pub fn views(
     }
 }
 
-/// A generator for `(seed, stream, parts...)`: the derivation `unseen_data`'s loaders use.
-fn derived_rng(seed: u64, stream: &str, parts: &[u64]) -> Rng {
-    let mut key = Rng::stream(seed, stream).next_u64();
-    for &p in parts {
-        key = Rng::new(key ^ p).next_u64();
-    }
-    Rng::new(key)
-}
-
 /// An endless stream of batches drawn as USB's `RandomSampler` (concatenated seeded
 /// permutations of the set), each image augmented into one or more views (see the
 /// [module docs](self#sampling)). Batch `t` is a pure function of `(seed, name, t)`.
@@ -642,7 +632,7 @@ impl ViewStream {
             .map(|p| {
                 let m = p / n;
                 if self.cache.as_ref().map(|c| c.0) != Some(m) {
-                    let perm = derived_rng(self.seed, &self.name, &[m as u64]).permutation(n);
+                    let perm = Rng::derive(self.seed, &self.name, &[m as u64]).permutation(n);
                     self.cache = Some((m, perm));
                 }
                 self.cache.as_ref().expect("filled above").1[p % n]
@@ -653,34 +643,11 @@ impl ViewStream {
     /// Batch `t`, of shape `[batch_size, c, oh, ow]` with `(oh, ow)` the views' output size.
     pub fn batch(&mut self, t: usize) -> MultiViewBatch {
         let indices = self.indices(t);
-        let set = &*self.set;
-        let (c, h, w) = (set.channels, set.height, set.width);
-        let (oh, ow) = self.out;
-        let per = c * oh * ow;
         let stream = format!("{}-augment", self.name);
-        let views = self
-            .views
-            .iter()
-            .enumerate()
-            .map(|(v, view)| {
-                let mut out = vec![0f32; indices.len() * per];
-                out.par_chunks_mut(per)
-                    .zip(indices.par_iter())
-                    .enumerate()
-                    .for_each(|(k, (dst, &i))| {
-                        let mut rng =
-                            derived_rng(self.seed, &stream, &[t as u64, k as u64, v as u64]);
-                        view.apply(set.image(i), c, h, w, &mut rng, dst);
-                    });
-                out
-            })
-            .collect();
-        MultiViewBatch {
-            views,
-            labels: indices.iter().map(|&i| set.labels[i]).collect(),
-            shape: [indices.len(), c, oh, ow],
-            indices,
-        }
+        let seed = self.seed;
+        unseen_data::multiview::augment_views(&self.set, indices, &self.views, self.out, |k, v| {
+            Rng::derive(seed, &stream, &[t as u64, k as u64, v as u64])
+        })
     }
 }
 
