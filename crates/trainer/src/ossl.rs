@@ -107,7 +107,6 @@ use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::backend::AutodiffBackend;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use unseen_backbones::Backbone;
 use unseen_data::loader::Loader;
@@ -1681,18 +1680,7 @@ pub fn train<B: AutodiffBackend>(
 
     for epoch in state.epochs_done..t.epochs {
         let ep_start = Instant::now();
-        let bar = if opts.quiet {
-            ProgressBar::hidden()
-        } else {
-            let bar = ProgressBar::new(ipe as u64);
-            bar.set_style(
-                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-                    .unwrap()
-                    .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
-            bar
-        };
+        let bar = crate::train::epoch_bar(opts.quiet, ipe, epoch, t.epochs);
         let (mut loss_sum, mut mask_sum) = (0.0f64, 0.0f64);
         let mut eval_line = String::new();
         for _ in 0..ipe {

@@ -66,6 +66,22 @@ pub struct NonFiniteLoss {
     pub done: usize,
 }
 
+/// The progress bar of one epoch of `steps` steps (hidden with `--quiet`):
+/// `epoch 3/10 [=====>    ] 40/100 loss 0.1234 (12s)`.
+pub(crate) fn epoch_bar(quiet: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
+    bar
+}
+
 /// The seeded generator of a stream, for the recipe (mixing coefficients, boxes).
 pub(crate) fn recipe_rng(seed: u64) -> Rng {
     Rng::stream(seed, "recipe")
@@ -277,18 +293,7 @@ pub fn train<B: AutodiffBackend>(
         if let Some(o) = outliers.as_mut() {
             o.start_epoch(epoch);
         }
-        let bar = if opts.quiet {
-            ProgressBar::hidden()
-        } else {
-            let b = ProgressBar::new(bpe as u64);
-            b.set_style(
-                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-                    .unwrap()
-                    .progress_chars("=> "),
-            );
-            b.set_prefix(format!("{}/{}", epoch + 1, t.epochs));
-            b
-        };
+        let bar = epoch_bar(opts.quiet, bpe, epoch, t.epochs);
         let (mut loss_sum, mut seen, mut correct) = (0.0f64, 0usize, 0usize);
         for batch in loader.epoch(epoch) {
             let lr = lr_at(state.step, total, warmup, t.lr, t.min_lr_ratio);
