@@ -140,6 +140,15 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
     let o = trainer(&["eval", "--run", run.to_str().unwrap(), "--save-scores"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(metrics(&run.join("eval")), m);
+    // Only open-set SSL runs keep a best checkpoint.
+    let o = trainer(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--checkpoint",
+        "best",
+    ]);
+    assert_clean_failure(&o, &["--checkpoint best", "keeps only its last checkpoint"]);
     let csv = std::fs::read_to_string(run.join("eval/scores.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
@@ -486,7 +495,7 @@ fn hub_weights_resolve_from_the_cache_offline_and_fail_clearly_when_absent() {
 
 /// A tiny OSSL run of `configs/cpu/<recipe>_mnist.toml` in `out`: 30 digits per class
 /// (300 train, 300 test), width-4 ResNet, 2 epochs of 3 iterations of 4 labelled + 8
-/// unlabelled images, evaluated every 4 iterations.
+/// unlabelled images, evaluated every 2 iterations (and at the end: iterations 2, 4, 6).
 fn ossl_args(recipe: &str, out: &Path, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = [
         "train",
@@ -506,7 +515,7 @@ fn ossl_args(recipe: &str, out: &Path, extra: &[&str]) -> Vec<String> {
         "--set",
         "ossl.iters_per_epoch=3",
         "--set",
-        "ossl.eval_every_iters=4",
+        "ossl.eval_every_iters=2",
         "--set",
         &format!("output_dir={:?}", out.display().to_string()),
     ]
@@ -542,6 +551,8 @@ fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
         "checkpoints/last/state.json",
         "checkpoints/last/ema.mpk",
         "checkpoints/last/ossl.json",
+        "checkpoints/best/ema.mpk",
+        "checkpoints/best/best.json",
     ] {
         assert!(run.join(f).exists(), "missing {f}");
     }
@@ -593,6 +604,30 @@ fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
         .iter()
         .filter(|e| e.tag == "loss/op" && e.step < 3)
         .all(|e| e.value == 0.0));
+    // The best checkpoint (the paper's protocol): of the evaluations at iterations 2, 4 and
+    // 6 as TensorBoard logged them, the first with the highest closed-set accuracy.
+    let evals: Vec<(usize, f64)> = ev
+        .iter()
+        .filter(|e| e.tag == "eval/closed_accuracy")
+        .map(|e| (e.step as usize, e.value as f64))
+        .collect();
+    assert_eq!(
+        evals.iter().map(|e| e.0).collect::<Vec<_>>(),
+        [2, 4, 6],
+        "{evals:?}"
+    );
+    let top = evals
+        .iter()
+        .fold(evals[0], |b, &e| if e.1 > b.1 { e } else { b });
+    let best = &m["ossl_best"];
+    assert_eq!(best["iterations"], top.0, "{evals:?}");
+    assert!((best["closed_accuracy"].as_f64().unwrap() - top.1).abs() < 1e-6);
+    assert!(best.get("train_seconds").is_none());
+    let best_file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("checkpoints/best/best.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&best_file, best);
 
     // Interrupted after the first epoch, then resumed: the same metrics.
     let a = ossl_args("iomatch", &split, &["--halt-after-epochs", "1"]);
@@ -628,10 +663,22 @@ fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
         "resumed metrics differ from the run"
     );
 
-    // Re-evaluation reproduces the metrics and writes per-image predictions.
+    // Re-evaluation reproduces the metrics (of the last checkpoint, and with `--checkpoint
+    // best` of the best one) and writes per-image predictions.
     let out = trainer(&["eval", "--run", run.to_str().unwrap(), "--save-scores"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(ossl_metrics(&run.join("eval")), m);
+    let mut last_only = m.clone();
+    last_only.as_object_mut().unwrap().remove("ossl_best");
+    assert_eq!(ossl_metrics(&run.join("eval")), last_only);
+    let out = trainer(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--checkpoint",
+        "best",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(&metrics(&run.join("eval_best"))["ossl"], best);
     let csv = std::fs::read_to_string(run.join("eval/predictions.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
@@ -713,6 +760,21 @@ fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
         argmax("logits_open"),
         rows[..8].iter().map(|r| r[4].clone()).collect::<Vec<_>>()
     );
+    // The best checkpoint exports too, and says so.
+    let o = trainer(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--checkpoint",
+        "best",
+        "--out",
+        tmp.path().join("io_best.safetensors").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("io_best.json")).unwrap())
+            .unwrap();
+    assert_eq!(info["weights"], "ema-best");
 }
 
 #[test]
@@ -730,6 +792,21 @@ fn ossl_fixmatch_same_seed_same_metrics_and_bad_input() {
     let extras =
         std::fs::read_to_string(a.join("fixmatch_mnist/checkpoints/last/ossl.json")).unwrap();
     assert!(extras.contains("\"dist_align\":null"), "{extras}");
+    // A run without a best checkpoint (removed here; older runs have none) names what is
+    // missing instead of evaluating something else.
+    let best = a.join("fixmatch_mnist/checkpoints/best");
+    std::fs::remove_dir_all(&best).unwrap();
+    let o = trainer(&[
+        "eval",
+        "--run",
+        a.join("fixmatch_mnist").to_str().unwrap(),
+        "--checkpoint",
+        "best",
+    ]);
+    assert_clean_failure(
+        &o,
+        &["has no best checkpoint", "best.json", "--checkpoint last"],
+    );
 
     let run = |extra: &[&str]| {
         let args = ossl_args("fixmatch", &tmp.path().join("bad"), extra);

@@ -56,7 +56,8 @@ pub struct ExportInfo {
     /// Run the weights come from.
     pub run: String,
     /// Which weights: `"model"` (the trained network) or, for open-set SSL runs, `"ema"`
-    /// (the EMA model, the one USB and Unseen evaluate).
+    /// (the last checkpoint's EMA model, the one USB and Unseen evaluate) or `"ema-best"`
+    /// (the EMA model of the best checkpoint, `--checkpoint best`).
     pub weights: String,
     /// IOMatch runs: the file is an `IOMatchNet` state dict, the backbone under `backbone.`
     /// plus `mlp_proj`, `mb_classifiers` and `openset_classifier`:
@@ -203,20 +204,27 @@ fn f32_entry(shape: Vec<usize>, values: &[f32]) -> (Dtype, Vec<usize>, Vec<u8>) 
     )
 }
 
-/// Loads a run's last checkpoint on the CPU and exports it (see [`export`]).
+/// Loads a run's last checkpoint (for an open-set SSL run, `which` one) on the CPU and
+/// exports it (see [`export`]).
 pub fn export_run(
     cfg: &ExperimentConfig,
     run_dir: &Path,
+    which: crate::ossl::RunCheckpoint,
     out: &Path,
     overwrite: bool,
 ) -> Result<Vec<std::path::PathBuf>> {
     type B = burn::backend::Flex;
     let device = Default::default();
     match cfg.recipe.family() {
-        crate::config::RecipeFamily::Ood => {}
         crate::config::RecipeFamily::Ossl => {
-            return export_ossl::<B>(cfg, run_dir, out, overwrite, &device)
+            return export_ossl::<B>(cfg, run_dir, which, out, overwrite, &device)
         }
+        _ if which == crate::ossl::RunCheckpoint::Best => bail!(
+            "`--checkpoint best` exports the best checkpoint of an open-set SSL run; a `{}` \
+             run keeps only its last checkpoint",
+            cfg.recipe.name()
+        ),
+        crate::config::RecipeFamily::Ood => {}
         crate::config::RecipeFamily::Gcd => bail!(
             "`trainer export` exports classifier (supervised, OE family) and open-set SSL \
              runs; a `{}` run's head is a set of prototypes over discovered clusters that no \
@@ -238,7 +246,7 @@ pub fn export_run(
 }
 
 /// Exports an open-set SSL run's EMA model (the one evaluated; the live weights when the
-/// checkpoint has no EMA for its step). FixMatch: the backbone with its `K`-class closed-set
+/// last checkpoint has no EMA for its step), of its last or best checkpoint (`which`). FixMatch: the backbone with its `K`-class closed-set
 /// head under the usual names, loadable into the bare module. IOMatch: `IOMatchNet`'s state
 /// dict (the backbone under `backbone.`, plus the projector, one-vs-all and open-set heads;
 /// see [`ExportInfo::heads`]), so it loads into the reference's own module. The sample holds
@@ -247,6 +255,7 @@ pub fn export_run(
 fn export_ossl<B: Backend>(
     cfg: &ExperimentConfig,
     run_dir: &Path,
+    which: crate::ossl::RunCheckpoint,
     out: &Path,
     overwrite: bool,
     device: &B::Device,
@@ -255,10 +264,10 @@ fn export_ossl<B: Backend>(
     export_paths(out, overwrite)?;
     let sec = cfg.ossl.clone().unwrap_or_default();
     let data = ossl::load_data(cfg, &sec)?;
-    let (model, state, ema) = ossl::load_run_model::<B>(cfg, &sec, &data, run_dir, device)?;
+    let (model, step, ema) = ossl::load_run_model::<B>(cfg, &sec, &data, run_dir, which, device)?;
     let k = data.split.num_seen;
     let test = &data.full_test;
-    let mut weights = state_dict(&model.backbone, state.step as i64)?;
+    let mut weights = state_dict(&model.backbone, step as i64)?;
     if let Some(h) = &model.heads {
         weights = weights
             .into_iter()
@@ -277,7 +286,12 @@ fn export_ossl<B: Backend>(
         std: cfg.data.augment.std.clone(),
         recipe: cfg.recipe.name().into(),
         run: cfg.name.clone(),
-        weights: if ema { "ema" } else { "model" }.into(),
+        weights: match (ema, which) {
+            (_, ossl::RunCheckpoint::Best) => "ema-best",
+            (true, _) => "ema",
+            (false, _) => "model",
+        }
+        .into(),
         heads: model.heads.as_ref().map(|_| {
             serde_json::json!({
                 "layout": "IOMatchNet",

@@ -96,6 +96,29 @@ struct EvalArgs {
     /// Override a config value for this evaluation (e.g. `eval.detectors=["energy"]`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Open-set SSL runs: evaluate the `last` checkpoint's EMA model (into `<run>/eval/`) or
+    /// the `best` one, highest closed-set accuracy over the run's evaluations, the paper's
+    /// protocol (into `<run>/eval_best/`).
+    #[arg(long, value_enum, default_value = "last")]
+    checkpoint: CheckpointArg,
+}
+
+/// `--checkpoint` of `eval` and `export`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum CheckpointArg {
+    /// `checkpoints/last/`.
+    Last,
+    /// `checkpoints/best/` (open-set SSL runs).
+    Best,
+}
+
+impl From<CheckpointArg> for trainer::ossl::RunCheckpoint {
+    fn from(c: CheckpointArg) -> Self {
+        match c {
+            CheckpointArg::Last => Self::Last,
+            CheckpointArg::Best => Self::Best,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -109,6 +132,10 @@ struct ExportArgs {
     /// Replace existing output files.
     #[arg(long)]
     overwrite: bool,
+    /// Open-set SSL runs: export the `last` checkpoint's EMA model or the `best` one (highest
+    /// closed-set accuracy over the run's evaluations).
+    #[arg(long, value_enum, default_value = "last")]
+    checkpoint: CheckpointArg,
 }
 
 #[derive(Args, Debug)]
@@ -287,6 +314,13 @@ fn load_run(run: &std::path::Path, overrides: &[String]) -> Result<ExperimentCon
 fn cmd_eval(a: EvalArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
     let cfg = load_run(&a.run, &a.overrides)?;
+    if a.checkpoint == CheckpointArg::Best && cfg.recipe.family() != config::RecipeFamily::Ossl {
+        anyhow::bail!(
+            "`--checkpoint best` evaluates the best checkpoint of an open-set SSL run; a `{}` \
+             run keeps only its last checkpoint",
+            cfg.recipe.name()
+        );
+    }
     match cfg.recipe.family() {
         config::RecipeFamily::Gcd => {
             let s = with_backend!(device, |B, dev| {
@@ -299,7 +333,14 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         config::RecipeFamily::Ossl => {
             let s = with_backend!(device, |B, dev| {
                 type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
-                trainer::ossl::evaluate_run::<I>(&cfg, &a.run, &device.label(), &dev, a.save_scores)
+                trainer::ossl::evaluate_run::<I>(
+                    &cfg,
+                    &a.run,
+                    a.checkpoint.into(),
+                    &device.label(),
+                    &dev,
+                    a.save_scores,
+                )
             })?;
             println!("{s}");
             return Ok(());
@@ -322,7 +363,8 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
 
 fn cmd_export(a: ExportArgs) -> Result<()> {
     let cfg = load_run(&a.run, &[])?;
-    let files = trainer::export::export_run(&cfg, &a.run, &a.out, a.overwrite)?;
+    let files =
+        trainer::export::export_run(&cfg, &a.run, a.checkpoint.into(), &a.out, a.overwrite)?;
     for f in files {
         println!("wrote {}", f.display());
     }

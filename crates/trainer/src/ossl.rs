@@ -71,8 +71,14 @@
 //!   (`o_acc_f_hq`), and the AUROC of `q̂_K` (its `unk_score`): `ova_open_balanced_accuracy`,
 //!   `ova_auroc` in `metrics.json`.
 //!
-//! The official evaluation picks `model_best.pth` (best closed accuracy on the test set);
-//! here the final EMA model is evaluated.
+//! # Which checkpoint is reported
+//! The paper evaluates "its best checkpoint model in terms of the closed-set performance"
+//! (§4.1; `evaluate.ipynb` loads `model_best.pth`, which USB's evaluation hook writes when the
+//! closed-set accuracy on the test set beats every earlier evaluation, `>` strictly). Unseen
+//! reports both: `ossl` in `metrics.json` is the final EMA model, and `ossl_best` the EMA model
+//! of the evaluation (periodic or final) with the highest closed-set accuracy, the paper's
+//! protocol, whose weights are kept in `checkpoints/best/` ([`best_dir`]). Choosing on the
+//! test set is what the reference does; the final model is the number without that choice.
 //!
 //! # Checkpoints
 //! Besides `model.mpk`, `optim.mpk` and `state.json` ([`crate::checkpoint`]),
@@ -81,6 +87,9 @@
 //! checkpoint (whose folder is replaced as a whole). A crash between the two leaves `last/`
 //! without them (or, if written by hand, of another iteration): resuming then restarts the EMA
 //! from the live model with a warning, and `trainer eval` evaluates the live model.
+//! `ossl.json` also carries the best evaluation so far, so a resumed run keeps choosing the
+//! same best checkpoint; `checkpoints/best/` is replaced (temporary folder, then rename) only
+//! when an evaluation beats it.
 //!
 //! # Differences from the official code worth knowing
 //! - USB skips weight decay on BatchNorm and bias parameters for a bare backbone
@@ -1134,8 +1143,12 @@ pub struct OsslMetricsFile {
     pub seed: u64,
     /// Device label.
     pub device: String,
-    /// The metrics.
+    /// The metrics of the evaluated (final) EMA model.
     pub ossl: OsslMetrics,
+    /// The metrics of the EMA model with the best closed-set accuracy over the run's
+    /// evaluations (the paper's protocol, USB's `model_best.pth`); absent from `trainer eval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ossl_best: Option<OsslMetrics>,
 }
 
 /// A finished evaluation: metrics and per-image outputs on the full test set.
@@ -1238,6 +1251,7 @@ pub fn evaluate<B: Backend>(
             evaluated_model: "ema".into(),
             train_seconds: None,
         },
+        ossl_best: None,
     };
     Ok(OsslEvaluation {
         metrics,
@@ -1276,6 +1290,16 @@ impl OsslMetricsFile {
                  accuracy {:.2}%, AUROC of q̂_K {:.2}%\n",
                 100.0 * ba,
                 100.0 * a
+            );
+        }
+        if let Some(b) = &self.ossl_best {
+            s += &format!(
+                "best checkpoint (highest closed-set accuracy over the evaluations, the paper's \
+                 protocol): iteration {}, closed {:.2}%, open BA {:.2}%, AUROC {:.2}%\n",
+                b.iterations,
+                100.0 * b.closed_accuracy,
+                100.0 * b.open_balanced_accuracy,
+                100.0 * b.auroc
             );
         }
         if let Some(t) = m.train_seconds {
@@ -1324,6 +1348,20 @@ impl OsslMetricsFile {
                  accuracy {:.2}, AUROC of `q̂_K` {:.2}.\n",
                 100.0 * ba,
                 100.0 * a
+            );
+        }
+        if let Some(b) = &self.ossl_best {
+            s += &format!(
+                "\n## Best checkpoint (the paper's protocol)\n\nThe EMA model of the evaluation \
+                 with the highest closed-set accuracy, iteration {} (`checkpoints/best/`).\n\n\
+                 | metric | value |\n|---|---|\n\
+                 | closed-set accuracy | {:.2} |\n\
+                 | open-set balanced accuracy | {:.2} |\n\
+                 | AUROC (unseen positive) | {:.2} |\n",
+                b.iterations,
+                100.0 * b.closed_accuracy,
+                100.0 * b.open_balanced_accuracy,
+                100.0 * b.auroc
             );
         }
         s
@@ -1378,6 +1416,63 @@ struct OsslState {
     step: usize,
     /// Distribution-alignment queue `[len, K]` (row-major) and its next slot.
     dist_align: Option<(Vec<f32>, [usize; 2], usize)>,
+    /// The best evaluation up to `step` (its weights are in [`best_dir`]); absent in
+    /// checkpoints written before Unseen tracked it.
+    #[serde(default)]
+    best: Option<OsslMetrics>,
+}
+
+/// `<run>/checkpoints/best`: `ema.mpk`, the EMA weights of the evaluation with the highest
+/// closed-set accuracy so far (USB's `model_best.pth`), and `best.json`, its metrics.
+pub fn best_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints").join("best")
+}
+
+/// Writes `checkpoints/best/` for an evaluation that beat every earlier one: into a temporary
+/// folder first, then renamed into place.
+fn save_best<B: Backend>(run_dir: &Path, ema: &OsslModel<B>, metrics: &OsslMetrics) -> Result<()> {
+    let best = best_dir(run_dir);
+    let tmp = run_dir
+        .join("checkpoints")
+        .join(format!(".best-tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).ok();
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    ema.clone()
+        .save_file(tmp.join("ema"), &recorder())
+        .with_context(|| format!("cannot write {}", tmp.join("ema.mpk").display()))?;
+    write_atomic(
+        &tmp.join("best.json"),
+        (serde_json::to_string_pretty(metrics)? + "\n").as_bytes(),
+    )?;
+    if best.exists() {
+        std::fs::remove_dir_all(&best)
+            .with_context(|| format!("cannot replace {}", best.display()))?;
+    }
+    std::fs::rename(&tmp, &best)
+        .with_context(|| format!("cannot move {} into place", tmp.display()))
+}
+
+/// Whether an evaluation with closed-set accuracy `closed` becomes the best checkpoint: the
+/// first one does, a later one when strictly better (USB: `top-1-acc > best_eval_acc`).
+fn is_new_best(best: Option<&OsslMetrics>, closed: f64) -> bool {
+    best.is_none_or(|b| closed > b.closed_accuracy)
+}
+
+/// After an evaluation `m` of `ema`: when it is a new best ([`is_new_best`]), writes
+/// `checkpoints/best/` and makes it `best`.
+fn record_best<B: Backend>(
+    run_dir: &Path,
+    ema: &OsslModel<B>,
+    m: &OsslMetrics,
+    best: &mut Option<OsslMetrics>,
+) -> Result<()> {
+    if is_new_best(best.as_ref(), m.closed_accuracy) {
+        save_best(run_dir, ema, m)?;
+        *best = Some(m.clone());
+    }
+    Ok(())
 }
 
 fn save_extras<B: Backend, Q: Backend>(
@@ -1385,6 +1480,7 @@ fn save_extras<B: Backend, Q: Backend>(
     ema: &OsslModel<B>,
     queue: Option<&DistAlignQueue<Q>>,
     step: usize,
+    best: Option<&OsslMetrics>,
 ) -> Result<()> {
     ema.clone()
         .save_file(dir.join("ema"), &recorder())
@@ -1397,7 +1493,12 @@ fn save_extras<B: Backend, Q: Backend>(
     });
     write_atomic(
         &dir.join("ossl.json"),
-        serde_json::to_string(&OsslState { step, dist_align })?.as_bytes(),
+        serde_json::to_string(&OsslState {
+            step,
+            dist_align,
+            best: best.cloned(),
+        })?
+        .as_bytes(),
     )
 }
 
@@ -1613,6 +1714,8 @@ pub fn train<B: AutodiffBackend>(
     let mut queue = (cfg.recipe == RecipeKind::Iomatch && io_cfg.dist_align)
         .then(|| DistAlignQueue::<B>::new(k, io_cfg.da_len, &device));
     let mut ema: OsslModel<B::InnerBackend>;
+    // The best evaluation so far (the paper's reported checkpoint), see `best_dir`.
+    let mut best: Option<OsslMetrics> = None;
     if opts.resume.is_some() {
         let ck = checkpoint::find(&run_dir)?;
         state = checkpoint::load_state(&ck)?;
@@ -1620,6 +1723,7 @@ pub fn train<B: AutodiffBackend>(
         model.backbone = crate::train::freeze(&cfg.model, model.backbone);
         optim = optim.load(&ck.join("optim"), &device)?;
         let extras = load_extras_state(&ck).filter(|s| s.step == state.step);
+        best = extras.as_ref().and_then(|s| s.best.clone());
         ema = model.valid();
         match &extras {
             Some(_) => ema = load_ema(&ck, ema, &device)?,
@@ -1748,6 +1852,7 @@ pub fn train<B: AutodiffBackend>(
                     state.step,
                 )?;
                 log_eval(&mut tb, &ev.metrics.ossl, state.step);
+                record_best(&run_dir, &ema, &ev.metrics.ossl, &mut best)?;
                 eval_line = format!(
                     ", EMA at iteration {}: closed {:.2}%, open BA {:.2}%, AUROC {:.2}%",
                     state.step,
@@ -1769,6 +1874,7 @@ pub fn train<B: AutodiffBackend>(
                 &ema,
                 queue.as_ref(),
                 state.step,
+                best.as_ref(),
             )?;
         }
         tb.flush();
@@ -1798,7 +1904,9 @@ pub fn train<B: AutodiffBackend>(
     )?;
     log_eval(&mut tb, &ev.metrics.ossl, state.step);
     tb.flush();
+    record_best(&run_dir, &ema, &ev.metrics.ossl, &mut best)?;
     ev.metrics.ossl.train_seconds = Some(started.elapsed().as_secs_f64());
+    ev.metrics.ossl_best = best;
     ev.metrics.write(&run_dir)?;
     Ok(ev.metrics.summary())
 }
@@ -1813,15 +1921,17 @@ fn log_eval(tb: &mut TbLogger, m: &OsslMetrics, step: usize) {
     tb.scalar("eval/auroc", m.auroc, step);
 }
 
-/// `trainer eval` on an OSSL run: re-evaluates the last checkpoint's EMA weights into
-/// `<run>/eval/` (`metrics.json`, `report.md`, and with `save_scores` `predictions.csv`,
-/// see [`OsslEvaluation::predictions_csv`]). Returns the printable summary.
+/// `trainer eval` on an OSSL run: re-evaluates the EMA weights of the last checkpoint into
+/// `<run>/eval/`, or of the best one ([`RunCheckpoint::Best`]) into `<run>/eval_best/`
+/// (`metrics.json`, `report.md`, and with `save_scores` `predictions.csv`, see
+/// [`OsslEvaluation::predictions_csv`]). Returns the printable summary.
 ///
 /// # Errors
-/// No checkpoint in `run_dir`, data that cannot be loaded, or unwritable files.
+/// No such checkpoint in `run_dir`, data that cannot be loaded, or unwritable files.
 pub fn evaluate_run<B: Backend>(
     cfg: &ExperimentConfig,
     run_dir: &Path,
+    which: RunCheckpoint,
     device_label: &str,
     device: &B::Device,
     save_scores: bool,
@@ -1831,15 +1941,18 @@ pub fn evaluate_run<B: Backend>(
         .map_err(|e| anyhow::anyhow!("[ossl]: {e}"))?;
     let data = load_data(cfg, &sec)?;
     let k = data.split.num_seen;
-    let (model, state, ema) = load_run_model::<B>(cfg, &sec, &data, run_dir, device)?;
+    let (model, step, ema) = load_run_model::<B>(cfg, &sec, &data, run_dir, which, device)?;
     if !ema {
         eprintln!(
             "warning: {} has no EMA weights for its step; evaluating the live model",
             run_dir.display()
         );
     }
-    let ev = evaluate(&model, cfg, &sec, &data, device_label, device, state.step)?;
-    let out: PathBuf = run_dir.join("eval");
+    let ev = evaluate(&model, cfg, &sec, &data, device_label, device, step)?;
+    let out: PathBuf = run_dir.join(match which {
+        RunCheckpoint::Last => "eval",
+        RunCheckpoint::Best => "eval_best",
+    });
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     ev.metrics.write(&out)?;
     if save_scores {
@@ -1860,24 +1973,40 @@ pub fn load_backbone<B: Backend>(
 ) -> Result<Backbone<B>> {
     let sec = cfg.ossl.clone().unwrap_or_default();
     let data = load_data(cfg, &sec)?;
-    Ok(load_run_model::<B>(cfg, &sec, &data, run_dir, device)?
-        .0
-        .backbone)
+    Ok(
+        load_run_model::<B>(cfg, &sec, &data, run_dir, RunCheckpoint::Last, device)?
+            .0
+            .backbone,
+    )
 }
 
-/// The model of an OSSL run's last checkpoint: its EMA weights (the model USB evaluates and
-/// Unseen reports) when the checkpoint has them for its step, else the live weights. Returns
-/// the model, the checkpoint's state, and whether the weights are the EMA's.
+/// Which weights of an OSSL run `trainer eval`, `export` and `embed --run` read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunCheckpoint {
+    /// `checkpoints/last/`: the EMA weights of the last checkpoint (the live weights when it
+    /// has no EMA for its step).
+    #[default]
+    Last,
+    /// `checkpoints/best/`: the EMA weights of the evaluation with the highest closed-set
+    /// accuracy ([`best_dir`], the paper's reported checkpoint).
+    Best,
+}
+
+/// The model of an OSSL run: for [`RunCheckpoint::Last`] the last checkpoint's EMA weights
+/// (the model USB evaluates and Unseen reports) when the checkpoint has them for its step,
+/// else the live weights; for [`RunCheckpoint::Best`] the best checkpoint's EMA weights.
+/// Returns the model, the iteration its weights belong to, and whether they are the EMA's.
 ///
 /// # Errors
-/// No checkpoint in `run_dir`, or weights that do not fit the config's network.
+/// No such checkpoint in `run_dir`, or weights that do not fit the config's network.
 pub fn load_run_model<B: Backend>(
     cfg: &ExperimentConfig,
     sec: &OsslSection,
     data: &OsslData,
     run_dir: &Path,
+    which: RunCheckpoint,
     device: &B::Device,
-) -> Result<(OsslModel<B>, TrainState, bool)> {
+) -> Result<(OsslModel<B>, usize, bool)> {
     let model = build_model::<B>(
         cfg,
         sec,
@@ -1886,11 +2015,31 @@ pub fn load_run_model<B: Backend>(
         device,
         false,
     )?;
+    if which == RunCheckpoint::Best {
+        let dir = best_dir(run_dir);
+        let p = dir.join("best.json");
+        let text = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "{} has no best checkpoint (cannot read {}): `trainer train` writes it at each \
+                 evaluation that improves the closed-set accuracy, and runs trained by earlier \
+                 versions lack it; use the last checkpoint (`--checkpoint last`)",
+                run_dir.display(),
+                p.display()
+            )
+        })?;
+        let m: OsslMetrics = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid best-checkpoint record", p.display()))?;
+        return Ok((load_ema(&dir, model, device)?, m.iterations, true));
+    }
     let ck = checkpoint::find(run_dir)?;
     let state = checkpoint::load_state(&ck)?;
     Ok(match load_extras_state(&ck) {
-        Some(s) if s.step == state.step => (load_ema(&ck, model, device)?, state, true),
-        _ => (checkpoint::load_model(&ck, model, device)?, state, false),
+        Some(s) if s.step == state.step => (load_ema(&ck, model, device)?, state.step, true),
+        _ => (
+            checkpoint::load_model(&ck, model, device)?,
+            state.step,
+            false,
+        ),
     })
 }
 
@@ -1900,6 +2049,50 @@ mod tests {
     use burn::backend::{Autodiff, Flex};
 
     type TB = Flex;
+
+    #[test]
+    fn best_checkpoint_rule_and_old_checkpoints() {
+        let m = |closed: f64, iterations: usize| OsslMetrics {
+            recipe: "iomatch".into(),
+            closed_accuracy: closed,
+            open_balanced_accuracy: 0.5,
+            auroc: 0.5,
+            open_recall: vec![0.5; 7],
+            ova_open_balanced_accuracy: None,
+            ova_auroc: None,
+            unknown_score: String::new(),
+            open_prediction: String::new(),
+            num_seen_classes: 6,
+            num_unseen_classes: 4,
+            seen_classes: "0-5".into(),
+            labels_per_class: Some(4),
+            labelled_list: None,
+            labelled_images: 24,
+            unlabelled_images: 100,
+            closed_test_images: 60,
+            full_test_images: 100,
+            iterations,
+            evaluated_model: "ema".into(),
+            train_seconds: None,
+        };
+        // USB: the first evaluation is the best; a later one only when strictly better.
+        assert!(is_new_best(None, 0.0));
+        let b = m(0.9, 100);
+        assert!(!is_new_best(Some(&b), 0.9));
+        assert!(!is_new_best(Some(&b), 0.8));
+        assert!(is_new_best(Some(&b), 0.9 + 1e-9));
+        // The best so far travels with the checkpoint; `ossl.json` of older checkpoints,
+        // written without it, still reads.
+        let st: OsslState = serde_json::from_str(r#"{"step":300,"dist_align":null}"#).unwrap();
+        assert_eq!(st.best, None);
+        let st = OsslState {
+            step: 300,
+            dist_align: None,
+            best: Some(b.clone()),
+        };
+        let back: OsslState = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
+        assert_eq!(back, st);
+    }
 
     #[test]
     fn hat_q_by_hand() {
