@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Tabulates open-set SSL runs (FixMatch next to IOMatch) from their run folders.
+
+    python3 scripts/ossl_table.py RUN_DIR [RUN_DIR ...]
+
+Reads each run's `metrics.json` (written by `trainer train`) and `config.toml`, groups the
+runs by dataset (`data.id_name`) and labels per class, and prints two markdown tables:
+open-set balanced accuracy of the final EMA model (`ossl`) and of the best checkpoint
+(`ossl_best`, highest closed-set accuracy over the run's evaluations: the paper's
+protocol), one column per recipe with every seed and the mean; the higher mean is in bold.
+A third table gives closed-set accuracy, unknown recall and wall time per run.
+
+Standard library only (Python >= 3.11 for tomllib).
+"""
+
+import json
+import sys
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+
+RECIPES = ("fixmatch", "iomatch")
+
+
+def load(run: Path):
+    m = json.loads((run / "metrics.json").read_text())
+    cfg = tomllib.loads((run / "config.toml").read_text())
+    data = cfg.get("data", {}).get("id_name") or cfg.get("data", {}).get("id", {}).get("source")
+    return {
+        "run": run,
+        "data": data,
+        "labels": m["ossl"].get("labels_per_class"),
+        "recipe": m["recipe"],
+        "seed": m["seed"],
+        "final": m["ossl"],
+        "best": m.get("ossl_best"),
+    }
+
+
+def pct(x):
+    return f"{100 * x:.2f}"
+
+
+def ba_table(groups, which):
+    out = [
+        "| data | labels / class | FixMatch (seeds; mean) | IOMatch (seeds; mean) |",
+        "|---|---|---|---|",
+    ]
+    for (data, labels), by_recipe in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        cells, means = [], []
+        for r in RECIPES:
+            runs = sorted(by_recipe.get(r, []), key=lambda x: x["seed"])
+            vals = [x[which]["open_balanced_accuracy"] for x in runs if x[which] is not None]
+            if not vals:
+                cells.append("-")
+                means.append(None)
+                continue
+            mean = sum(vals) / len(vals)
+            means.append(mean)
+            cells.append((", ".join(pct(v) for v in vals), mean, len(vals)))
+        best = max((m for m in means if m is not None), default=None)
+        row = []
+        for c, m in zip(cells, means):
+            if c == "-":
+                row.append(c)
+                continue
+            vals, mean, n = c
+            shown = f"**{pct(mean)}**" if m == best and means.count(best) == 1 else pct(mean)
+            row.append(f"{vals}; {shown}")
+        out.append(f"| {data} | {labels} | {row[0]} | {row[1]} |")
+    return "\n".join(out)
+
+
+def main(argv):
+    if not argv:
+        sys.exit(__doc__)
+    runs = []
+    for a in argv:
+        p = Path(a)
+        if not (p / "metrics.json").exists():
+            sys.exit(f"{p} has no metrics.json (not a finished run folder)")
+        runs.append(load(p))
+    groups = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        if r["recipe"] not in RECIPES:
+            sys.exit(f"{r['run']}: recipe {r['recipe']!r} is not an open-set SSL recipe")
+        groups[(r["data"], r["labels"])][r["recipe"]].append(r)
+    print("Open-set balanced accuracy (%), final EMA model:\n")
+    print(ba_table(groups, "final"))
+    print("\nOpen-set balanced accuracy (%), best checkpoint (highest closed-set accuracy):\n")
+    print(ba_table(groups, "best"))
+    print(
+        "\n| run | recipe | seed | closed final | closed best (iteration) | "
+        "unknown recall final | unknown recall best | wall (s) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in sorted(runs, key=lambda x: (x["data"], x["labels"] or 0, x["recipe"], x["seed"])):
+        f, b = r["final"], r["best"]
+        best_closed = f"{pct(b['closed_accuracy'])} ({b['iterations']})" if b else "-"
+        best_unk = pct(b["open_recall"][-1]) if b else "-"
+        secs = f.get("train_seconds")
+        secs = f"{secs:.0f}" if secs is not None else "-"
+        print(
+            f"| {r['run'].name} | {r['recipe']} | {r['seed']} | {pct(f['closed_accuracy'])} | "
+            f"{best_closed} | {pct(f['open_recall'][-1])} | {best_unk} | {secs} |"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
