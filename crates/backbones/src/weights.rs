@@ -165,12 +165,19 @@ pub fn read_tensors(path: &Path, key: Option<&str>) -> Result<Tensors, WeightsEr
         file: path.to_path_buf(),
         source,
     };
-    let mut head = [0u8; 4];
-    let n = std::fs::File::open(path)
-        .map_err(io)?
-        .read(&mut head)
-        .map_err(io)?;
-    let is_pytorch = n >= 2 && (head.starts_with(b"PK") || head[0] == 0x80);
+    let mut head = [0u8; 9];
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..]).map_err(io)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    // safetensors: an 8-byte little-endian header length, then the JSON header's `{`. Checked
+    // first: the length's low byte can be 0x80, a pickle's first byte (protocol 2+).
+    let is_safetensors = n == 9 && head[8] == b'{';
+    let is_pytorch = !is_safetensors && n >= 2 && (head.starts_with(b"PK") || head[0] == 0x80);
     if is_pytorch {
         read_pytorch(path, key)
     } else {
@@ -590,6 +597,44 @@ pub fn adapt_input_conv(src: &SourceTensor, expected: &[usize]) -> Option<(Sourc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn safetensors_whose_header_length_starts_like_a_pickle_are_read() {
+        // The header length's first (low) byte is 0x80 for one padded length in 32: such a
+        // file was taken for a pickle (PyTorch protocol 2+ files start with 0x80).
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = TensorMap::new();
+        t.insert("w".into(), f32_entry_for_test(vec![2], &[1.5, -2.0]));
+        let mut found = false;
+        for pad in 0..64 {
+            let meta = std::collections::HashMap::from([("pad".to_string(), "x".repeat(pad))]);
+            let bytes = to_safetensors(&t, Some(meta)).unwrap();
+            if bytes[0] != 0x80 {
+                continue;
+            }
+            found = true;
+            let p = dir.path().join("w.safetensors");
+            std::fs::write(&p, &bytes).unwrap();
+            let r = read_tensors(&p, None).unwrap();
+            assert_eq!(r["w"].values, vec![1.5, -2.0]);
+            assert_eq!(r["w"].shape, vec![2]);
+        }
+        assert!(
+            found,
+            "no metadata padding gave a header length ending in 0x80"
+        );
+    }
+
+    fn f32_entry_for_test(
+        shape: Vec<usize>,
+        v: &[f32],
+    ) -> (safetensors::Dtype, Vec<usize>, Vec<u8>) {
+        (
+            safetensors::Dtype::F32,
+            shape,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        )
+    }
 
     #[test]
     fn allow_patterns_match_whole_segments() {
