@@ -215,15 +215,11 @@ pub fn export_run(
 ) -> Result<Vec<std::path::PathBuf>> {
     type B = burn::backend::Flex;
     let device = Default::default();
+    which.check_for(cfg, "exports")?;
     match cfg.recipe.family() {
         crate::config::RecipeFamily::Ossl => {
             return export_ossl::<B>(cfg, run_dir, which, out, overwrite, &device)
         }
-        _ if which == crate::ossl::RunCheckpoint::Best => bail!(
-            "`--checkpoint best` exports the best checkpoint of an open-set SSL run; a `{}` \
-             run keeps only its last checkpoint",
-            cfg.recipe.name()
-        ),
         crate::config::RecipeFamily::Ood => {}
         crate::config::RecipeFamily::Gcd => bail!(
             "`trainer export` exports classifier (supervised, OE family) and open-set SSL \

@@ -314,13 +314,7 @@ fn load_run(run: &std::path::Path, overrides: &[String]) -> Result<ExperimentCon
 fn cmd_eval(a: EvalArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
     let cfg = load_run(&a.run, &a.overrides)?;
-    if a.checkpoint == CheckpointArg::Best && cfg.recipe.family() != config::RecipeFamily::Ossl {
-        anyhow::bail!(
-            "`--checkpoint best` evaluates the best checkpoint of an open-set SSL run; a `{}` \
-             run keeps only its last checkpoint",
-            cfg.recipe.name()
-        );
-    }
+    trainer::ossl::RunCheckpoint::from(a.checkpoint).check_for(&cfg, "evaluates")?;
     match cfg.recipe.family() {
         config::RecipeFamily::Gcd => {
             let s = with_backend!(device, |B, dev| {

@@ -1439,9 +1439,7 @@ fn save_best<B: Backend>(run_dir: &Path, ema: &OsslModel<B>, metrics: &OsslMetri
         std::fs::remove_dir_all(&tmp).ok();
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    ema.clone()
-        .save_file(tmp.join("ema"), &recorder())
-        .with_context(|| format!("cannot write {}", tmp.join("ema.mpk").display()))?;
+    save_ema(&tmp, ema)?;
     write_atomic(
         &tmp.join("best.json"),
         (serde_json::to_string_pretty(metrics)? + "\n").as_bytes(),
@@ -1482,9 +1480,7 @@ fn save_extras<B: Backend, Q: Backend>(
     step: usize,
     best: Option<&OsslMetrics>,
 ) -> Result<()> {
-    ema.clone()
-        .save_file(dir.join("ema"), &recorder())
-        .with_context(|| format!("cannot write {}", dir.join("ema.mpk").display()))?;
+    save_ema(dir, ema)?;
     let dist_align = queue.map(|q| {
         let (t, ptr) = q.state();
         let dims = t.dims();
@@ -1500,6 +1496,13 @@ fn save_extras<B: Backend, Q: Backend>(
         })?
         .as_bytes(),
     )
+}
+
+/// Writes the EMA weights as `<dir>/ema.mpk` (read back by [`load_ema`]).
+fn save_ema<B: Backend>(dir: &Path, ema: &OsslModel<B>) -> Result<()> {
+    ema.clone()
+        .save_file(dir.join("ema"), &recorder())
+        .with_context(|| format!("cannot write {}", dir.join("ema.mpk").display()))
 }
 
 fn load_ema<B: Backend>(
@@ -1990,6 +1993,24 @@ pub enum RunCheckpoint {
     /// `checkpoints/best/`: the EMA weights of the evaluation with the highest closed-set
     /// accuracy ([`best_dir`], the paper's reported checkpoint).
     Best,
+}
+
+impl RunCheckpoint {
+    /// Refuses [`RunCheckpoint::Best`] for a run that keeps none (every recipe but the
+    /// open-set SSL ones); `action` is what the caller does with it ("evaluates", "exports").
+    ///
+    /// # Errors
+    /// `Best` asked of a non-OSSL run.
+    pub fn check_for(self, cfg: &ExperimentConfig, action: &str) -> Result<()> {
+        if self == Self::Best && cfg.recipe.family() != crate::config::RecipeFamily::Ossl {
+            bail!(
+                "`--checkpoint best` {action} the best checkpoint of an open-set SSL run; a `{}` \
+                 run keeps only its last checkpoint",
+                cfg.recipe.name()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The model of an OSSL run: for [`RunCheckpoint::Last`] the last checkpoint's EMA weights
