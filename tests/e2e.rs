@@ -775,6 +775,25 @@ fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("io_best.json")).unwrap())
             .unwrap();
     assert_eq!(info["weights"], "ema-best");
+
+    // A crash between the two renames that replace a checkpoint folder leaves the previous
+    // one as `.NAME.old` beside it: evaluation (and resuming) reads that one.
+    let ck = run.join("checkpoints");
+    std::fs::rename(ck.join("best"), ck.join(".best.old")).unwrap();
+    std::fs::rename(ck.join("last"), ck.join(".last.old")).unwrap();
+    std::fs::remove_dir_all(run.join("eval_best")).unwrap();
+    for which in ["best", "last"] {
+        let out = trainer(&[
+            "eval",
+            "--run",
+            run.to_str().unwrap(),
+            "--checkpoint",
+            which,
+        ]);
+        assert!(out.status.success(), "{which}: {}", stderr(&out));
+    }
+    assert_eq!(&metrics(&run.join("eval_best"))["ossl"], best);
+    assert_eq!(ossl_metrics(&run.join("eval")), last_only);
 }
 
 #[test]

@@ -115,51 +115,34 @@ pub fn save<B: AutodiffBackend, M: AutodiffModule<B>>(
             state.step
         );
     }
-    let root = run_dir.join("checkpoints");
-    let tmp = root.join(format!(".tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).ok();
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    model
-        .clone()
-        .save_file(tmp.join("model"), &recorder())
-        .with_context(|| format!("cannot write {}", tmp.join("model.mpk").display()))?;
-    optim.save(&tmp.join("optim"))?;
-    write_atomic(
-        &tmp.join("state.json"),
-        serde_json::to_string_pretty(state)?.as_bytes(),
-    )?;
-    let last = root.join("last");
-    let old = root.join(".old");
-    if old.exists() {
-        std::fs::remove_dir_all(&old).ok();
-    }
-    if last.exists() {
-        std::fs::rename(&last, &old).with_context(|| format!("cannot move {}", last.display()))?;
-    }
-    std::fs::rename(&tmp, &last)
-        .with_context(|| format!("cannot move {} into place", tmp.display()))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).ok();
-    }
-    Ok(())
+    crate::io::replace_dir(&run_dir.join("checkpoints").join("last"), |tmp| {
+        model
+            .clone()
+            .save_file(tmp.join("model"), &recorder())
+            .with_context(|| format!("cannot write {}", tmp.join("model.mpk").display()))?;
+        optim.save(&tmp.join("optim"))?;
+        write_atomic(
+            &tmp.join("state.json"),
+            serde_json::to_string_pretty(state)?.as_bytes(),
+        )
+    })
 }
 
-/// The checkpoint folder to resume from: `last`, or `.old` when a crash happened between the
-/// two renames of [`save`].
+/// The checkpoint folder to resume from: `checkpoints/last`, or the previous checkpoint
+/// kept beside it when a crash happened between the two renames of [`save`]
+/// ([`crate::io::existing_dir`]; earlier versions named that folder `.old`).
 pub fn find(run_dir: &Path) -> Result<PathBuf> {
     let root = run_dir.join("checkpoints");
-    for d in [root.join("last"), root.join(".old")] {
-        if d.join("state.json").exists() {
-            return Ok(d);
-        }
-    }
-    anyhow::bail!(
-        "{} holds no checkpoint (expected {}/state.json); nothing to resume or evaluate",
-        run_dir.display(),
-        root.join("last").display()
-    )
+    let last = root.join("last");
+    crate::io::existing_dir(&last, "state.json")
+        .or_else(|| Some(root.join(".old")).filter(|d| d.join("state.json").exists()))
+        .with_context(|| {
+            format!(
+                "{} holds no checkpoint (expected {}/state.json); nothing to resume or evaluate",
+                run_dir.display(),
+                last.display()
+            )
+        })
 }
 
 /// Reads `state.json`.

@@ -1,10 +1,11 @@
 //! File helpers. Every file a run writes goes through [`write_atomic`] (temp file in the same
 //! folder, then rename, by `unseen_data::formats::write_atomic`), so an interrupted run never
-//! leaves a half-written file.
+//! leaves a half-written file; a folder written as a whole (a checkpoint) goes through
+//! [`replace_dir`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 /// Writes `bytes` to `path` atomically, creating the parent folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -12,9 +13,104 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// `parent/.NAME.old` for the folder `dest = parent/NAME`: where [`replace_dir`] keeps the
+/// previous contents while it swaps the new ones in.
+pub fn old_dir(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map_or_else(|| "dir".to_string(), |n| n.to_string_lossy().into_owned());
+    dest.with_file_name(format!(".{name}.old"))
+}
+
+/// Replaces the folder `dest` as a whole. `fill` writes the new contents into a fresh
+/// temporary folder beside it (`.NAME.tmp-<pid>`); then the previous `dest` is moved to
+/// [`old_dir`], the new folder renamed to `dest`, and the old one removed. A crash leaves
+/// either `dest` complete or, between the two renames, the previous contents complete in
+/// `old_dir(dest)`, where readers look next ([`existing_dir`]). Nothing is half-written.
+///
+/// # Errors
+/// `fill`'s error (the temporary folder is then removed), or a folder that cannot be
+/// created, moved or renamed.
+pub fn replace_dir(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = dest
+        .file_name()
+        .with_context(|| format!("{} names no folder", dest.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).ok();
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    if let Err(e) = fill(&tmp) {
+        std::fs::remove_dir_all(&tmp).ok();
+        return Err(e);
+    }
+    let old = old_dir(dest);
+    if dest.exists() {
+        // `dest` is complete, so an `old` beside it is stale. (Without `dest`, `old` is the
+        // only complete copy and stays until the new folder is in place.)
+        if old.exists() {
+            std::fs::remove_dir_all(&old)
+                .with_context(|| format!("cannot remove {}", old.display()))?;
+        }
+        std::fs::rename(dest, &old).with_context(|| format!("cannot move {}", dest.display()))?;
+    }
+    std::fs::rename(&tmp, dest)
+        .with_context(|| format!("cannot move {} into place", tmp.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).ok();
+    }
+    Ok(())
+}
+
+/// The folder to read of one written by [`replace_dir`]: `dest` when it holds `marker`, else
+/// [`old_dir`]`(dest)` when that does (a crash between the two renames), else `None`.
+pub fn existing_dir(dest: &Path, marker: &str) -> Option<PathBuf> {
+    [dest.to_path_buf(), old_dir(dest)]
+        .into_iter()
+        .find(|d| d.join(marker).exists())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replaces_a_folder_as_a_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("ck/last");
+        std::fs::create_dir_all(d.path().join("ck")).unwrap();
+        replace_dir(&dest, |t| write_atomic(&t.join("a.txt"), b"one")).unwrap();
+        replace_dir(&dest, |t| write_atomic(&t.join("b.txt"), b"two")).unwrap();
+        // Only the new contents, and no temporary or old folder beside them.
+        let names = |p: &Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&dest), ["b.txt"]);
+        assert_eq!(names(&d.path().join("ck")), ["last"]);
+        assert_eq!(existing_dir(&dest, "b.txt"), Some(dest.clone()));
+
+        // A failing fill leaves the previous folder untouched and removes its temporary one.
+        let err = replace_dir(&dest, |_| anyhow::bail!("disk full")).unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+        assert_eq!(names(&dest), ["b.txt"]);
+        assert_eq!(names(&d.path().join("ck")), ["last"]);
+
+        // A crash between the two renames: only `.last.old` holds the checkpoint.
+        std::fs::rename(&dest, old_dir(&dest)).unwrap();
+        assert_eq!(old_dir(&dest), d.path().join("ck/.last.old"));
+        assert_eq!(existing_dir(&dest, "b.txt"), Some(old_dir(&dest)));
+        assert_eq!(existing_dir(&dest, "a.txt"), None);
+        // The next replace clears it.
+        replace_dir(&dest, |t| write_atomic(&t.join("c.txt"), b"three")).unwrap();
+        assert_eq!(names(&d.path().join("ck")), ["last"]);
+    }
 
     #[test]
     fn writes_and_replaces() {

@@ -1428,28 +1428,16 @@ pub fn best_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints").join("best")
 }
 
-/// Writes `checkpoints/best/` for an evaluation that beat every earlier one: into a temporary
-/// folder first, then renamed into place.
+/// Writes `checkpoints/best/` for an evaluation that beat every earlier one, as a whole
+/// ([`crate::io::replace_dir`]).
 fn save_best<B: Backend>(run_dir: &Path, ema: &OsslModel<B>, metrics: &OsslMetrics) -> Result<()> {
-    let best = best_dir(run_dir);
-    let tmp = run_dir
-        .join("checkpoints")
-        .join(format!(".best-tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).ok();
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    save_ema(&tmp, ema)?;
-    write_atomic(
-        &tmp.join("best.json"),
-        (serde_json::to_string_pretty(metrics)? + "\n").as_bytes(),
-    )?;
-    if best.exists() {
-        std::fs::remove_dir_all(&best)
-            .with_context(|| format!("cannot replace {}", best.display()))?;
-    }
-    std::fs::rename(&tmp, &best)
-        .with_context(|| format!("cannot move {} into place", tmp.display()))
+    crate::io::replace_dir(&best_dir(run_dir), |tmp| {
+        save_ema(tmp, ema)?;
+        write_atomic(
+            &tmp.join("best.json"),
+            (serde_json::to_string_pretty(metrics)? + "\n").as_bytes(),
+        )
+    })
 }
 
 /// Whether an evaluation with closed-set accuracy `closed` becomes the best checkpoint: the
@@ -2037,7 +2025,9 @@ pub fn load_run_model<B: Backend>(
         false,
     )?;
     if which == RunCheckpoint::Best {
-        let dir = best_dir(run_dir);
+        // `best/`, or the previous best kept beside it by a crash mid-replace.
+        let dir = crate::io::existing_dir(&best_dir(run_dir), "best.json")
+            .unwrap_or_else(|| best_dir(run_dir));
         let p = dir.join("best.json");
         let text = std::fs::read_to_string(&p).with_context(|| {
             format!(
