@@ -10,8 +10,10 @@ Builds the module from FILE.json's `pytorch` recipe (torchvision's ResNet with t
 crates/backbones/tests/fixtures/make_parity.py), loads model.safetensors strictly, runs model.sample.safetensors' input
 in eval mode and prints the max |difference| to the logits Unseen computed. An IOMatch export
 (FILE.json `heads.layout = "IOMatchNet"`) is loaded into IOMatchNet(backbone) and its
-`logits_open` and `logits_mb` are compared too. Exit code 1 if it
-exceeds 1e-4. Needs torch, torchvision, safetensors (and timm for ViTs). Never run in CI.
+`logits_open` and `logits_mb` are compared too. A GCD export (`heads.layout` "SimGCD",
+"ProtoGCD" or "GCD") is loaded into nn.Sequential(backbone with an nn.Identity() head,
+DINOHead) as the official code builds it, and `features`, `x_proj` and (SimGCD, ProtoGCD)
+`logits` are compared. Exit code 1 if any exceeds 1e-4. Needs torch, torchvision, safetensors (and timm for ViTs). Never run in CI.
 """
 import json
 import sys
@@ -100,15 +102,51 @@ class IOMatchNet(nn.Module):
                 "logits_mb": self.mb_classifiers(z)}
 
 
+class DINOHead(nn.Module):
+    """SimGCD's `DINOHead` (CVMI-Lab/SimGCD `model.py`; ProtoGCD's names its classifier
+    `prototype_layer`): mlp = Linear-GELU-Linear-GELU-Linear, and a weight-normalised linear
+    classifier (norm fixed at 1) on the L2-normalised features: cosine logits. `classifier`
+    None: the projector only (GCD, whose predictions come from k-means)."""
+
+    def __init__(self, d, k, hidden, bottleneck, classifier):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, hidden),
+                                 nn.GELU(), nn.Linear(hidden, bottleneck))
+        self.classifier = classifier
+        if classifier:
+            layer = nn.utils.weight_norm(nn.Linear(d, k, bias=False))
+            layer.weight_g.data.fill_(1)
+            setattr(self, classifier, layer)
+
+    def forward(self, x):
+        out = {"features": x, "x_proj": self.mlp(x)}
+        if self.classifier:
+            out["logits"] = getattr(self, self.classifier)(nn.functional.normalize(x, dim=-1))
+        return out
+
+
+def strip_head(m):
+    """The backbone with nn.Identity() as its head (its forward gives the features)."""
+    if hasattr(m, "reset_classifier"):  # timm
+        m.reset_classifier(0)
+    else:  # torchvision ResNet, the reference WRNs
+        m.fc = nn.Identity()
+    return m
+
+
 def main():
     path = sys.argv[1]
     stem = path[: -len(".safetensors")]
     info = json.load(open(stem + ".json"))
     m = build(info)
     heads = info.get("heads")
-    if heads:
+    if heads and heads["layout"] == "IOMatchNet":
         d = features(m.eval(), torch.zeros(1, *info["input_shape"])).shape[1]
         m = IOMatchNet(m, d, heads["num_classes"], heads["proj_size"])
+    elif heads:  # SimGCD / ProtoGCD / GCD
+        m = nn.Sequential(strip_head(m), DINOHead(heads["feature_dim"], heads["num_classes"],
+                                                  heads["hidden_dim"], heads["bottleneck_dim"],
+                                                  heads["classifier"]))
     missing_unexpected = m.load_state_dict(load_file(path), strict=True)
     print(f"load_state_dict(strict=True): {missing_unexpected}")
     sample = load_file(stem + ".sample.safetensors")

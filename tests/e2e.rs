@@ -1062,6 +1062,82 @@ fn gcd_args(recipe: &str, out: &Path, extra: &[&str]) -> Vec<String> {
     v
 }
 
+fn f32s(bytes: &[u8]) -> Vec<f64> {
+    bytes
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+        .collect()
+}
+
+/// `trainer export` of a GCD run: SimGCD's / ProtoGCD's `nn.Sequential(backbone, DINOHead)`
+/// names and shapes, and sample logits that are the cosines of the sample features with the
+/// exported prototypes (recomputed here in f64).
+fn check_gcd_export(recipe: &str, run: &Path, dir: &Path) {
+    let out = dir.join(format!("{recipe}.safetensors"));
+    let o = trainer(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{recipe}: {}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
+    // The backbone (resnet_small, width 8: 64 features) without its head, under `0.`.
+    assert!(names.contains(&"0.conv1.weight".to_string()), "{recipe}");
+    assert!(!names.iter().any(|n| n.starts_with("0.fc.")), "{recipe}");
+    assert!(names
+        .iter()
+        .all(|n| n.starts_with("0.") || n.starts_with("1.")));
+    let shape = |n: &str| st.tensor(n).unwrap().shape().to_vec();
+    assert_eq!(shape("1.mlp.0.weight"), [32, 64]);
+    assert_eq!(shape("1.mlp.2.weight"), [32, 32]);
+    assert_eq!(shape("1.mlp.4.weight"), [16, 32]);
+    assert_eq!(shape("1.mlp.4.bias"), [16]);
+    let layer = match recipe {
+        "simgcd" => Some("last_layer"),
+        "protogcd" => Some("prototype_layer"),
+        _ => None,
+    };
+    let head: Vec<&String> = names.iter().filter(|n| n.contains("_layer.")).collect();
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_extension("json")).unwrap())
+            .unwrap();
+    assert_eq!(info["num_classes"], 10);
+    assert_eq!(info["class_names"][9], "new cluster 4");
+    assert_eq!(info["heads"]["num_old_classes"], 5);
+    let sample = dir.join(format!("{recipe}.sample.safetensors"));
+    let (fshape, fbytes) = read_tensor(&sample, "features");
+    assert_eq!(fshape, [8, 64]);
+    assert_eq!(read_tensor(&sample, "x_proj").0, [8, 16]);
+    let Some(layer) = layer else {
+        assert!(head.is_empty(), "{head:?}");
+        assert_eq!(info["heads"]["layout"], "GCD");
+        return;
+    };
+    assert_eq!(head.len(), 2, "{head:?}");
+    let g = f32s(st.tensor(&format!("1.{layer}.weight_g")).unwrap().data());
+    assert_eq!(g, vec![1.0; 10]);
+    let v = st.tensor(&format!("1.{layer}.weight_v")).unwrap();
+    assert_eq!(v.shape(), [10, 64]);
+    let v = f32s(v.data());
+    let f = f32s(&fbytes);
+    let (lshape, lbytes) = read_tensor(&sample, "logits");
+    assert_eq!(lshape, [8, 10]);
+    let logits = f32s(&lbytes);
+    let norm = |x: &[f64]| x.iter().map(|a| a * a).sum::<f64>().sqrt();
+    for i in 0..8 {
+        let fi = &f[i * 64..(i + 1) * 64];
+        for c in 0..10 {
+            let vc = &v[c * 64..(c + 1) * 64];
+            let cos = fi.iter().zip(vc).map(|(a, b)| a * b).sum::<f64>() / norm(fi) / norm(vc);
+            assert!((logits[i * 10 + c] - cos).abs() < 1e-5, "{recipe} {i} {c}");
+        }
+    }
+}
+
 #[test]
 fn gcd_recipes_train_evaluate_and_write_recomputable_predictions() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1118,6 +1194,7 @@ fn gcd_recipes_train_evaluate_and_write_recomputable_predictions() {
             (acc.all - g["unlabelled"]["all"].as_f64().unwrap()).abs() < 1e-12,
             "{recipe}"
         );
+        check_gcd_export(recipe, &run, tmp.path());
     }
     // Bad split settings name the value.
     let a = gcd_args(

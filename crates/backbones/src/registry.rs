@@ -394,6 +394,17 @@ impl<B: Backend> Backbone<B> {
         }
     }
 
+    /// The state-dict name of the linear head ([`weights::state_dict`] writes
+    /// `NAME.weight` and `NAME.bias`): torchvision's and the reference WideResNets' `fc`,
+    /// timm's `head`. Used to drop the head where a recipe replaces it (GCD's exports load
+    /// into the backbone with `nn.Identity()` as its head).
+    pub fn head_name(&self) -> &'static str {
+        match self {
+            Backbone::ResNet(_) | Backbone::Wrn(_) => "fc",
+            Backbone::Vit(_) => "head",
+        }
+    }
+
     /// The family of this network.
     pub fn family(&self) -> Family {
         match self {
@@ -513,5 +524,29 @@ mod tests {
             .init::<burn::backend::Flex>(6, &Default::default())
             .unwrap();
         assert_eq!(m.feature_dim(), 64);
+    }
+
+    #[test]
+    fn head_name_is_the_state_dict_name_of_the_head() {
+        // The head is the only `[classes, features]` matrix of each family's state dict.
+        let dev = Default::default();
+        for (name, img) in [
+            ("resnet_small", 32),
+            ("wrn28_2", 32),
+            ("vit_tiny_patch16", 32),
+        ] {
+            let m = BackboneSpec::new(name)
+                .init_for::<burn::backend::Flex>(7, Some(img), &dev)
+                .unwrap();
+            let sd = crate::weights::state_dict(&m, 0).unwrap();
+            let heads: Vec<&String> = sd
+                .iter()
+                .filter(|(_, (_, shape, _))| shape.as_slice() == [7, m.feature_dim()])
+                .map(|(k, _)| k)
+                .collect();
+            let want = format!("{}.weight", m.head_name());
+            assert_eq!(heads, [&want], "{name}");
+            assert_eq!(sd[&format!("{}.bias", m.head_name())].1, [7], "{name}");
+        }
     }
 }

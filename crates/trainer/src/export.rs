@@ -14,8 +14,11 @@
 //! Open-set SSL runs export their EMA model (the one evaluated): FixMatch as the bare
 //! backbone above (its head is the `K`-class closed-set classifier), IOMatch as `IOMatchNet`'s
 //! state dict (`backbone.*`, `mlp_proj.*`, `mb_classifiers.weight`, `openset_classifier.*`),
-//! which loads strictly into the reference's `IOMatchNet(backbone)`. GCD runs are refused
-//! (their head is prototypes over discovered clusters; `trainer embed --run` gives features).
+//! which loads strictly into the reference's `IOMatchNet(backbone)`. GCD runs export
+//! SimGCD's / ProtoGCD's `nn.Sequential(backbone, DINOHead)` (the backbone without its head,
+//! the projector, the prototypes as the weight-normalised cosine classifier), which loads
+//! strictly into the official modules; `gcd`'s predictions come from k-means, which no
+//! module holds, so its export is the backbone and projector.
 
 use std::path::Path;
 
@@ -187,12 +190,17 @@ fn sample_map<B: Backend, const N: usize>(
     );
     for (name, t) in outputs {
         if let Some(t) = t {
-            let shape = t.dims().to_vec();
-            let v = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32");
-            sample.insert(name.into(), f32_entry(shape, &v));
+            sample.insert(name.into(), tensor_entry(t));
         }
     }
     sample
+}
+
+/// A tensor as a float32 [`TensorMap`] entry (shape as is).
+pub fn tensor_entry<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Dtype, Vec<usize>, Vec<u8>) {
+    let shape = t.dims().to_vec();
+    let v = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32");
+    f32_entry(shape, &v)
 }
 
 /// A float tensor entry of a [`TensorMap`].
@@ -221,12 +229,9 @@ pub fn export_run(
             return export_ossl::<B>(cfg, run_dir, which, out, overwrite, &device)
         }
         crate::config::RecipeFamily::Ood => {}
-        crate::config::RecipeFamily::Gcd => bail!(
-            "`trainer export` exports classifier (supervised, OE family) and open-set SSL \
-             runs; a `{}` run's head is a set of prototypes over discovered clusters that no \
-             torchvision/timm module has. Use `trainer embed --run` for its backbone features",
-            cfg.recipe.name()
-        ),
+        crate::config::RecipeFamily::Gcd => {
+            return export_gcd::<B>(cfg, run_dir, out, overwrite, &device)
+        }
     }
     let data = crate::data_setup::load(&cfg.data, cfg.seed, false, cfg.model.in_channels)?;
     let ck = crate::checkpoint::find(run_dir)?;
@@ -311,4 +316,53 @@ fn export_ossl<B: Backend>(
         ],
     );
     write_files(out, &info, &weights, &sample)
+}
+
+/// Exports a GCD run's last checkpoint as the official code's `nn.Sequential(backbone,
+/// DINOHead)` state dict (see [`crate::gcd::ExportParts::weights`]). The sample holds, for
+/// the first 8 test images, the backbone `features` `[n, d]`, the projector's `x_proj`
+/// `[n, proj_dim]` (before normalisation, as `DINOHead` returns it) and, for SimGCD and
+/// ProtoGCD, the cosine `logits` `[n, K]` (before the temperature).
+fn export_gcd<B: Backend>(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    out: &Path,
+    overwrite: bool,
+    device: &B::Device,
+) -> Result<Vec<std::path::PathBuf>> {
+    export_paths(out, overwrite)?;
+    let parts = crate::gcd::export_parts::<B>(cfg, run_dir, device)?;
+    let test = &parts.test;
+    let k = parts.class_names.len();
+    let info = ExportInfo {
+        architecture: cfg.model.name.clone(),
+        pytorch: cfg.model.pytorch_recipe(k, test.height)?,
+        num_classes: k,
+        class_names: parts.class_names.clone(),
+        input_shape: [test.channels, test.height, test.width],
+        preprocess: cfg.data.preprocess.clone(),
+        mean: cfg.data.augment.mean.clone(),
+        std: cfg.data.augment.std.clone(),
+        recipe: cfg.recipe.name().into(),
+        run: cfg.name.clone(),
+        weights: "model".into(),
+        heads: Some(parts.heads.clone()),
+    };
+    let batch = sample_batch(test, cfg)?;
+    let x = Tensor::<B, 4>::from_data(
+        burn::tensor::TensorData::new(batch.images.clone(), batch.shape),
+        device,
+    );
+    let o = parts.model.forward(x);
+    let x_proj = parts.model.projector.forward(o.features.clone());
+    let has_classifier = parts.heads["classifier"].is_string();
+    let sample = sample_map(
+        &batch,
+        [
+            ("features", Some(o.features)),
+            ("x_proj", Some(x_proj)),
+            ("logits", has_classifier.then_some(o.logits)),
+        ],
+    );
+    write_files(out, &info, &parts.weights, &sample)
 }

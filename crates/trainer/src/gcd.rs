@@ -227,9 +227,12 @@ impl GcdSection {
 /// SimGCD's `DINOHead.mlp`: three linear layers with GELU between them.
 #[derive(Module, Debug)]
 pub struct Projector<B: Backend> {
-    fc1: Linear<B>,
-    fc2: Linear<B>,
-    fc3: Linear<B>,
+    /// `mlp.0`: `d -> hidden`.
+    pub fc1: Linear<B>,
+    /// `mlp.2`: `hidden -> hidden`.
+    pub fc2: Linear<B>,
+    /// `mlp.4`: `hidden -> proj_dim`.
+    pub fc3: Linear<B>,
 }
 
 impl<B: Backend> Projector<B> {
@@ -241,7 +244,8 @@ impl<B: Backend> Projector<B> {
         }
     }
 
-    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    /// The projection before normalisation (`DINOHead`'s `x_proj`).
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         self.fc3
             .forward(gelu(self.fc2.forward(gelu(self.fc1.forward(x)))))
     }
@@ -944,6 +948,29 @@ fn evaluate<B: Backend>(
     })
 }
 
+/// A GCD run's last checkpoint with the data it was trained on.
+struct RunModel<B: Backend> {
+    model: GcdModel<B>,
+    data: GcdData,
+    step: usize,
+}
+
+/// Loads `run_dir`'s last checkpoint into the config's network (and the run's data split).
+fn load_run<B: Backend>(
+    cfg: &ExperimentConfig,
+    sec: &GcdSection,
+    run_dir: &Path,
+    device: &B::Device,
+) -> Result<RunModel<B>> {
+    let data = load_data(cfg, sec)?;
+    let k = data.split.num_classes();
+    let model = build_model::<B>(cfg, sec, k, data.merged.height, device, false)?;
+    let ck = checkpoint::find(run_dir)?;
+    let step = checkpoint::load_state(&ck)?.step;
+    let model = checkpoint::load_model(&ck, model, device)?;
+    Ok(RunModel { model, data, step })
+}
+
 /// `trainer eval` on a GCD run: re-evaluates the last checkpoint into `<run>/eval/`
 /// (`metrics.json`, and with `save_scores` `predictions.csv`:
 /// `set,index,label,is_old,prediction`). Returns the summary.
@@ -955,11 +982,7 @@ pub fn evaluate_run<B: Backend>(
     save_scores: bool,
 ) -> Result<String> {
     let sec = cfg.gcd.clone().unwrap_or_default();
-    let data = load_data(cfg, &sec)?;
-    let k = data.split.num_classes();
-    let model = build_model::<B>(cfg, &sec, k, data.merged.height, device, false)?;
-    let ck = checkpoint::find(run_dir)?;
-    let model = checkpoint::load_model(&ck, model, device)?;
+    let RunModel { model, data, .. } = load_run::<B>(cfg, &sec, run_dir, device)?;
     let ev = evaluate(&model, cfg, &sec, &data, device_label, device)?;
     let out = run_dir.join("eval");
     std::fs::create_dir_all(&out)?;
@@ -984,15 +1007,114 @@ pub fn load_backbone<B: Backend>(
     device: &B::Device,
 ) -> Result<Backbone<B>> {
     let sec = cfg.gcd.clone().unwrap_or_default();
-    let data = load_data(cfg, &sec)?;
-    let model = build_model::<B>(
-        cfg,
-        &sec,
-        data.split.num_classes(),
-        data.merged.height,
-        device,
-        false,
-    )?;
-    let ck = checkpoint::find(run_dir)?;
-    Ok(checkpoint::load_model(&ck, model, device)?.backbone)
+    Ok(load_run::<B>(cfg, &sec, run_dir, device)?.model.backbone)
+}
+
+/// What `trainer export` writes of a GCD run ([`export_parts`]).
+pub struct ExportParts<B: Backend> {
+    /// The network of the last checkpoint.
+    pub model: GcdModel<B>,
+    /// Optimisation steps of that checkpoint.
+    pub step: usize,
+    /// The reference's state dict of `nn.Sequential(backbone, DINOHead)`: the backbone
+    /// under `0.` without its linear head (the reference replaces it by `nn.Identity()`),
+    /// `1.mlp.{0,2,4}.{weight,bias}` (the projector), and for SimGCD / ProtoGCD the cosine
+    /// classifier as a weight-normalised linear layer, `1.last_layer` / `1.prototype_layer`
+    /// `.weight_g` (ones `[K, 1]`: the reference fixes the norm at 1) and `.weight_v` (the
+    /// prototypes `[K, d]`).
+    pub weights: crate::export::TensorMap,
+    /// `FILE.json`'s `heads`.
+    pub heads: serde_json::Value,
+    /// Names of the `K` head outputs: the old classes in label order, then `new cluster
+    /// N` for the discovered ones (which new class a cluster is, is decided by the Hungarian
+    /// matching of the evaluation, not by the model).
+    pub class_names: Vec<String>,
+    /// The test images (the export's sample batch is the first 8).
+    pub test: Arc<ImageSet>,
+}
+
+/// Loads a GCD run's last checkpoint in the layout of the official code
+/// ([`ExportParts::weights`]) for `trainer export`.
+pub fn export_parts<B: Backend>(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    device: &B::Device,
+) -> Result<ExportParts<B>> {
+    use crate::export::tensor_entry;
+    let sec = cfg.gcd.clone().unwrap_or_default();
+    let RunModel { model, data, step } = load_run::<B>(cfg, &sec, run_dir, device)?;
+    let head = model.backbone.head_name();
+    let mut weights: crate::export::TensorMap =
+        unseen_backbones::weights::state_dict(&model.backbone, step as i64)?
+            .into_iter()
+            .filter(|(name, _)| {
+                !(name == &format!("{head}.weight") || name == &format!("{head}.bias"))
+            })
+            .map(|(name, t)| (format!("0.{name}"), t))
+            .collect();
+    for (i, l) in [
+        &model.projector.fc1,
+        &model.projector.fc2,
+        &model.projector.fc3,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // torch Linear weights are `[out, in]`; burn's `[in, out]`.
+        weights.insert(
+            format!("1.mlp.{}.weight", 2 * i),
+            tensor_entry(l.weight.val().transpose()),
+        );
+        if let Some(b) = &l.bias {
+            weights.insert(format!("1.mlp.{}.bias", 2 * i), tensor_entry(b.val()));
+        }
+    }
+    let k = data.split.num_classes();
+    let layer = match cfg.recipe {
+        RecipeKind::Simgcd => Some("last_layer"),
+        RecipeKind::Protogcd => Some("prototype_layer"),
+        _ => None,
+    };
+    if let Some(layer) = layer {
+        let protos = model.prototypes.val();
+        let device = protos.device();
+        weights.insert(
+            format!("1.{layer}.weight_g"),
+            tensor_entry(Tensor::<B, 2>::ones([k, 1], &device)),
+        );
+        weights.insert(format!("1.{layer}.weight_v"), tensor_entry(protos));
+    }
+    let num_old = data.split.num_old;
+    let names = &data.split.labelled.class_names;
+    let class_names = (0..k)
+        .map(|c| {
+            if c < num_old {
+                names[c].clone()
+            } else {
+                format!("new cluster {}", c - num_old)
+            }
+        })
+        .collect();
+    let heads = serde_json::json!({
+        "layout": match cfg.recipe {
+            RecipeKind::Simgcd => "SimGCD",
+            RecipeKind::Protogcd => "ProtoGCD",
+            _ => "GCD",
+        },
+        "module": "nn.Sequential(backbone with nn.Identity() as its head, DINOHead)",
+        "feature_dim": model.backbone.feature_dim(),
+        "hidden_dim": sec.proj_hidden,
+        "bottleneck_dim": sec.proj_dim,
+        "num_classes": k,
+        "num_old_classes": num_old,
+        "classifier": layer,
+    });
+    Ok(ExportParts {
+        model,
+        step,
+        weights,
+        heads,
+        class_names,
+        test: Arc::new(data.test.set),
+    })
 }

@@ -738,17 +738,7 @@ impl<B: Backend> IoMatchHeads<B> {
     /// weights `[out, in]`), f32: `mlp_proj.0.{weight,bias}`, `mlp_proj.2.{weight,bias}`,
     /// `mb_classifiers.weight`, `openset_classifier.{weight,bias}`.
     pub fn torch_state_dict(&self) -> unseen_backbones::weights::TensorMap {
-        fn entry<B: Backend, const D: usize>(
-            t: Tensor<B, D>,
-        ) -> (safetensors::Dtype, Vec<usize>, Vec<u8>) {
-            let shape = t.dims().to_vec();
-            let values = t.into_data().convert::<f32>().to_vec::<f32>();
-            let bytes = values
-                .expect("f32 data")
-                .into_iter()
-                .flat_map(|v| v.to_le_bytes());
-            (safetensors::Dtype::F32, shape, bytes.collect())
-        }
+        use crate::export::tensor_entry as entry;
         let mut out = unseen_backbones::weights::TensorMap::new();
         for (name, l) in [
             ("mlp_proj.0", &self.proj1),
