@@ -70,6 +70,32 @@ pub struct ExportInfo {
     pub heads: Option<serde_json::Value>,
 }
 
+impl ExportInfo {
+    /// The description of `cfg`'s network with a `num_classes` head named `class_names`,
+    /// for images shaped as `test`; `weights` "model", no `heads`.
+    fn new(
+        cfg: &ExperimentConfig,
+        class_names: Vec<String>,
+        test: &unseen_data::ImageSet,
+    ) -> Result<Self> {
+        let num_classes = class_names.len();
+        Ok(Self {
+            architecture: cfg.model.name.clone(),
+            pytorch: cfg.model.pytorch_recipe(num_classes, test.height)?,
+            num_classes,
+            class_names,
+            input_shape: [test.channels, test.height, test.width],
+            preprocess: cfg.data.preprocess.clone(),
+            mean: cfg.data.augment.mean.clone(),
+            std: cfg.data.augment.std.clone(),
+            recipe: cfg.recipe.name().into(),
+            run: cfg.name.clone(),
+            weights: "model".into(),
+            heads: None,
+        })
+    }
+}
+
 /// Exports a run's last checkpoint.
 pub fn export<B: Backend>(
     cfg: &ExperimentConfig,
@@ -81,32 +107,9 @@ pub fn export<B: Backend>(
     device: &B::Device,
 ) -> Result<Vec<std::path::PathBuf>> {
     export_paths(out, overwrite)?;
-    let info = ExportInfo {
-        architecture: cfg.model.name.clone(),
-        pytorch: cfg
-            .model
-            .pytorch_recipe(data.num_classes(), data.id_test.height)?,
-        num_classes: data.num_classes(),
-        class_names: data.id_train.class_names.clone(),
-        input_shape: [
-            data.id_test.channels,
-            data.id_test.height,
-            data.id_test.width,
-        ],
-        preprocess: cfg.data.preprocess.clone(),
-        mean: cfg.data.augment.mean.clone(),
-        std: cfg.data.augment.std.clone(),
-        recipe: cfg.recipe.name().into(),
-        run: cfg.name.clone(),
-        weights: "model".into(),
-        heads: None,
-    };
+    let info = ExportInfo::new(cfg, data.id_train.class_names.clone(), &data.id_test)?;
     let weights = state_dict(model, steps as i64)?;
-    let batch = sample_batch(&data.id_test, cfg)?;
-    let x = Tensor::<B, 4>::from_data(
-        burn::tensor::TensorData::new(batch.images.clone(), batch.shape),
-        device,
-    );
+    let (batch, x) = sample_input::<B>(&data.id_test, cfg, device)?;
     let (_, logits) = model.forward(x);
     let sample = sample_map(&batch, [("logits", Some(logits))]);
     write_files(out, &info, &weights, &sample)
@@ -154,11 +157,12 @@ fn write_files(
 }
 
 /// The sample batch of an export: the first 8 images of `set` (fewer if it is smaller),
-/// normalised as evaluation does.
-fn sample_batch(
+/// normalised as evaluation does, and as a tensor on `device`.
+fn sample_input<B: Backend>(
     set: &unseen_data::ImageSet,
     cfg: &ExperimentConfig,
-) -> Result<unseen_data::loader::Batch> {
+    device: &B::Device,
+) -> Result<(unseen_data::loader::Batch, Tensor<B, 4>)> {
     let n = set.len().min(8);
     let idx: Vec<usize> = (0..n).collect();
     let loader = unseen_data::loader::Loader::new(
@@ -172,10 +176,15 @@ fn sample_batch(
         ),
         0,
     )?;
-    loader
+    let batch = loader
         .epoch(0)
         .next()
-        .context("the test set is empty: no sample to export")
+        .context("the test set is empty: no sample to export")?;
+    let x = Tensor::<B, 4>::from_data(
+        burn::tensor::TensorData::new(batch.images.clone(), batch.shape),
+        device,
+    );
+    Ok((batch, x))
 }
 
 /// `FILE.sample.safetensors`: the `input` batch and each present output.
@@ -276,36 +285,21 @@ fn export_ossl<B: Backend>(
             .collect();
         weights.extend(h.torch_state_dict());
     }
-    let info = ExportInfo {
-        architecture: cfg.model.name.clone(),
-        pytorch: cfg.model.pytorch_recipe(k, test.height)?,
-        num_classes: k,
-        class_names: data.labelled.class_names.clone(),
-        input_shape: [test.channels, test.height, test.width],
-        preprocess: cfg.data.preprocess.clone(),
-        mean: cfg.data.augment.mean.clone(),
-        std: cfg.data.augment.std.clone(),
-        recipe: cfg.recipe.name().into(),
-        run: cfg.name.clone(),
-        weights: match (ema, which) {
-            (_, ossl::RunCheckpoint::Best) => "ema-best",
-            (true, _) => "ema",
-            (false, _) => "model",
-        }
-        .into(),
-        heads: model.heads.as_ref().map(|_| {
-            serde_json::json!({
-                "layout": "IOMatchNet",
-                "proj_size": sec.proj_dim(),
-                "num_classes": k,
-            })
-        }),
-    };
-    let batch = sample_batch(test, cfg)?;
-    let x = Tensor::<B, 4>::from_data(
-        burn::tensor::TensorData::new(batch.images.clone(), batch.shape),
-        device,
-    );
+    let mut info = ExportInfo::new(cfg, data.labelled.class_names.clone(), test)?;
+    info.weights = match (ema, which) {
+        (_, ossl::RunCheckpoint::Best) => "ema-best",
+        (true, _) => "ema",
+        (false, _) => "model",
+    }
+    .into();
+    info.heads = model.heads.as_ref().map(|_| {
+        serde_json::json!({
+            "layout": "IOMatchNet",
+            "proj_size": sec.proj_dim(),
+            "num_classes": k,
+        })
+    });
+    let (batch, x) = sample_input::<B>(test, cfg, device)?;
     let o = model.forward(x);
     let sample = sample_map(
         &batch,
@@ -333,26 +327,9 @@ fn export_gcd<B: Backend>(
     export_paths(out, overwrite)?;
     let parts = crate::gcd::export_parts::<B>(cfg, run_dir, device)?;
     let test = &parts.test;
-    let k = parts.class_names.len();
-    let info = ExportInfo {
-        architecture: cfg.model.name.clone(),
-        pytorch: cfg.model.pytorch_recipe(k, test.height)?,
-        num_classes: k,
-        class_names: parts.class_names.clone(),
-        input_shape: [test.channels, test.height, test.width],
-        preprocess: cfg.data.preprocess.clone(),
-        mean: cfg.data.augment.mean.clone(),
-        std: cfg.data.augment.std.clone(),
-        recipe: cfg.recipe.name().into(),
-        run: cfg.name.clone(),
-        weights: "model".into(),
-        heads: Some(parts.heads.clone()),
-    };
-    let batch = sample_batch(test, cfg)?;
-    let x = Tensor::<B, 4>::from_data(
-        burn::tensor::TensorData::new(batch.images.clone(), batch.shape),
-        device,
-    );
+    let mut info = ExportInfo::new(cfg, parts.class_names.clone(), test)?;
+    info.heads = Some(parts.heads.clone());
+    let (batch, x) = sample_input::<B>(test, cfg, device)?;
     let o = parts.model.forward(x);
     let x_proj = parts.model.projector.forward(o.features.clone());
     let has_classifier = parts.heads["classifier"].is_string();
