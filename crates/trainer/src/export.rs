@@ -222,7 +222,8 @@ fn f32_entry(shape: Vec<usize>, values: &[f32]) -> (Dtype, Vec<usize>, Vec<u8>) 
 }
 
 /// Loads a run's last checkpoint (for an open-set SSL run, `which` one) on the CPU and
-/// exports it (see [`export`]).
+/// exports it: classifiers with [`export`], open-set SSL runs as their EMA model, GCD runs
+/// as the official `nn.Sequential(backbone, DINOHead)` (see the module docs).
 pub fn export_run(
     cfg: &ExperimentConfig,
     run_dir: &Path,

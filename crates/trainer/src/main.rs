@@ -34,7 +34,9 @@ enum Command {
     ///
     /// Example: trainer eval --run experiments/quickstart --save-scores
     Eval(EvalArgs),
-    /// Export a run's weights as safetensors with torchvision key names, plus FILE.json and
+    /// Export a run's weights as safetensors with the source library's key names
+    /// (torchvision, timm, the reference WideResNets; IOMatchNet for IOMatch,
+    /// nn.Sequential(backbone, DINOHead) for GCD runs), plus FILE.json and
     /// FILE.sample.safetensors for verifying a load.
     ///
     /// Example: trainer export --run experiments/quickstart --out quickstart.safetensors
