@@ -10,10 +10,10 @@ open-set balanced accuracy of the final EMA model (`ossl`) and of the best check
 (`ossl_best`, highest closed-set accuracy over the run's evaluations: the paper's
 protocol), one column per recipe with every seed and the mean; the higher mean is in bold.
 A third table gives, per run, closed-set accuracy, unknown recall, the AUROC of the unknown
-score, about the open BA the same model would get by never predicting "unknown" (K/(K+1) x
-its closed-set accuracy: the unknown class then scores 0 and each seen class its closed
-recall, whose mean the accuracy stands in for on these near-balanced test sets), and the
-wall time.
+score, the open BA the same model gets by never predicting "unknown"
+(`never_unknown_balanced_accuracy`; for runs written before Unseen reported it, K/(K+1) x
+the closed-set accuracy, which stands in for the mean closed recall on near-balanced test
+sets), and the wall time.
 
     python3 scripts/ossl_table.py --curves RUN_DIR [RUN_DIR ...]
 
@@ -182,7 +182,9 @@ def main(argv):
         secs = f.get("train_seconds")
         secs = f"{secs:.0f}" if secs is not None else "-"
         k = f["num_seen_classes"]
-        never_unknown = k / (k + 1) * f["closed_accuracy"]
+        never_unknown = f.get("never_unknown_balanced_accuracy")  # absent from older runs
+        if never_unknown is None:
+            never_unknown = k / (k + 1) * f["closed_accuracy"]
         print(
             f"| {r['run'].name} | {r['recipe']} | {r['seed']} | {pct(f['closed_accuracy'])} | "
             f"{best_closed} | {pct(f['open_recall'][-1])} | {best_unk} | {pct(f['auroc'])} | "

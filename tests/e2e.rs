@@ -704,6 +704,23 @@ fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
     // The closed accuracy is recomputable from the file.
     let acc = m["ossl"]["closed_accuracy"].as_f64().unwrap();
     assert!((right as f64 / 180.0 - acc).abs() < 1e-9);
+    // So is the never-unknown baseline: the mean over the 7 classes of the closed head's
+    // recall, the unknown class (label 6, never a closed prediction) counting 0.
+    let (mut hits, mut count) = ([0usize; 7], [0usize; 7]);
+    for r in &rows {
+        let label: usize = r[1].parse().unwrap();
+        count[label] += 1;
+        hits[label] += (r[3] == r[1]) as usize;
+    }
+    assert_eq!(hits[6], 0);
+    let never: f64 = (0..7)
+        .map(|c| hits[c] as f64 / count[c] as f64)
+        .sum::<f64>()
+        / 7.0;
+    let got = m["ossl"]["never_unknown_balanced_accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!((never - got).abs() < 1e-9, "{never} vs {got}");
 
     // Export: IOMatchNet's state dict of the EMA model, in PyTorch layouts (width-4
     // resnet_small: d = 32 features, projection 128, K = 6), and a sample whose arg-maxes are

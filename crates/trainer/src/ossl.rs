@@ -1068,6 +1068,12 @@ pub struct OsslMetrics {
     pub open_balanced_accuracy: f64,
     /// AUROC of the unknown score, unseen test images positive (fraction).
     pub auroc: f64,
+    /// The open-set balanced accuracy the same model would get by never predicting
+    /// "unknown" (the closed head's argmax for every image: the unknown class scores 0, each
+    /// seen class its closed recall), the baseline an open-set prediction has to beat to
+    /// have detected anything. Absent from files written before Unseen reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_unknown_balanced_accuracy: Option<f64>,
     /// Recall of each of the `K + 1` classes on the full test set (the last is "unknown").
     pub open_recall: Vec<f64>,
     /// IOMatch only: balanced accuracy of the notebook's second open-set prediction, `argmax
@@ -1179,6 +1185,9 @@ pub fn evaluate<B: Backend>(
     use unseen_eval::metrics::{balanced_accuracy, per_class_recall};
     let recall = per_class_recall(&p.open, &labels).context("open-set recall")?;
     let open_ba = balanced_accuracy(&p.open, &labels).context("open-set balanced accuracy")?;
+    // The closed head's predictions never say "unknown" (they are < K).
+    let never_unknown_ba =
+        balanced_accuracy(&p.closed, &labels).context("never-unknown balanced accuracy")?;
     // `auroc` ranks "higher = more ID": the unknown scores are negated.
     let unknown_auroc = |score: &[f32], what: &'static str| -> Result<f64> {
         let (mut id, mut ood) = (Vec::new(), Vec::new());
@@ -1223,6 +1232,7 @@ pub fn evaluate<B: Backend>(
             closed_accuracy: closed,
             open_balanced_accuracy: open_ba,
             auroc,
+            never_unknown_balanced_accuracy: Some(never_unknown_ba),
             open_recall: recall.into_iter().map(|r| r.unwrap_or(0.0)).collect(),
             ova_open_balanced_accuracy: ova_ba,
             ova_auroc,
@@ -1257,7 +1267,7 @@ impl OsslMetricsFile {
         let mut s = format!(
             "{} [{}]: {} seen ({}) / {} unseen classes, {}, EMA model after {} iterations\n\
              closed-set accuracy (closed head, {} seen test images): {:.2}%\n\
-             open-set balanced accuracy ({} classes, {} test images): {:.2}%\n\
+             open-set balanced accuracy ({} classes, {} test images): {:.2}%{}\n\
              AUROC of the unknown score ({}; unseen positive): {:.2}%\n",
             self.run,
             self.recipe,
@@ -1271,6 +1281,9 @@ impl OsslMetricsFile {
             m.num_seen_classes + 1,
             m.full_test_images,
             100.0 * m.open_balanced_accuracy,
+            m.never_unknown_balanced_accuracy
+                .map(|b| format!(" (never predicting unknown: {:.2}%)", 100.0 * b))
+                .unwrap_or_default(),
             m.unknown_score,
             100.0 * m.auroc,
         );
@@ -1313,6 +1326,7 @@ impl OsslMetricsFile {
              | metric | value |\n|---|---|\n\
              | closed-set accuracy | {:.2} |\n\
              | open-set balanced accuracy | {:.2} |\n\
+             | open-set balanced accuracy, never predicting unknown | {} |\n\
              | AUROC (unseen positive) | {:.2} |\n\n\
              Open-set prediction: {}. Unknown score: {}.\n\n\
              Per-class recall on the full test set (seen classes, then unknown): {}\n",
@@ -1327,6 +1341,8 @@ impl OsslMetricsFile {
             m.iterations,
             100.0 * m.closed_accuracy,
             100.0 * m.open_balanced_accuracy,
+            m.never_unknown_balanced_accuracy
+                .map_or_else(|| "-".to_string(), |b| format!("{:.2}", 100.0 * b)),
             100.0 * m.auroc,
             m.open_prediction,
             m.unknown_score,
@@ -2058,6 +2074,7 @@ mod tests {
             closed_accuracy: closed,
             open_balanced_accuracy: 0.5,
             auroc: 0.5,
+            never_unknown_balanced_accuracy: None,
             open_recall: vec![0.5; 7],
             ova_open_balanced_accuracy: None,
             ova_auroc: None,
