@@ -1044,12 +1044,11 @@ pub fn export_parts<B: Backend>(
     let sec = cfg.gcd.clone().unwrap_or_default();
     let RunModel { model, data, step } = load_run::<B>(cfg, &sec, run_dir, device)?;
     let head = model.backbone.head_name();
+    let head_keys = [format!("{head}.weight"), format!("{head}.bias")];
     let mut weights: crate::export::TensorMap =
         unseen_backbones::weights::state_dict(&model.backbone, step as i64)?
             .into_iter()
-            .filter(|(name, _)| {
-                !(name == &format!("{head}.weight") || name == &format!("{head}.bias"))
-            })
+            .filter(|(name, _)| !head_keys.contains(name))
             .map(|(name, t)| (format!("0.{name}"), t))
             .collect();
     for (i, l) in [
