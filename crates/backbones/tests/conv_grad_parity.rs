@@ -1,9 +1,11 @@
 //! Gradients of 2-D convolution against PyTorch (`fixtures/make_conv_grads.py`, float64
-//! reference): the input, weight and bias gradients that every CPU training step of a
-//! convolutional backbone goes through. burn computes the weight gradient as a convolution of
-//! the batch-transposed (`swap_dims(0, 1)`) input and the input gradient as a transposed
-//! convolution; both run on the vendored `burn-flex` (see `vendor/burn-flex/UNSEEN.md`), whose
-//! patched strided copy and batch-parallel transposed convolution these cases exercise.
+//! reference): the output and the input, weight and bias gradients that every CPU training step
+//! of a convolutional backbone goes through. On `flex` all three run on the vendored
+//! `burn-flex`'s NCHW im2col kernels (`vendor/burn-flex/src/ops/conv2d_nchw.rs`, see
+//! `vendor/burn-flex/UNSEEN.md`); the cases cover each of their paths: the patch matrix at
+//! stride 1 and 2, with dilation and groups, the 1x1 stride-1 case that skips it, and a
+//! non-square input under the 7x7 stem, and a batch of 40, which the weight gradient sums
+//! in 32 chunks, some of two samples.
 //!
 //! Tolerance: max |Δ| <= 1e-4 · max(1, max |reference|).
 
@@ -19,12 +21,16 @@ use unseen_backbones::weights::read_tensors;
 type B = Autodiff<Flex>;
 
 /// `(name, stride, padding, dilation, groups)` as `make_conv_grads.py` writes them.
-const CASES: [(&str, usize, usize, usize, usize); 5] = [
+const CASES: [(&str, usize, usize, usize, usize); 9] = [
     ("k3s1", 1, 1, 1, 1),
     ("k3s2", 2, 1, 1, 1),
     ("k1s2", 2, 0, 1, 1),
     ("k3d2", 1, 2, 2, 1),
     ("k3g2", 1, 1, 1, 2),
+    ("k1s1", 1, 0, 1, 1),
+    ("k1g3", 1, 0, 1, 3),
+    ("k7s2", 2, 3, 1, 1),
+    ("b40", 1, 1, 1, 1),
 ];
 
 fn tensor<const D: usize>(
