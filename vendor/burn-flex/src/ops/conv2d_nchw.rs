@@ -140,6 +140,15 @@ impl Geometry {
         self.oh * self.ow
     }
 
+    /// Length of the per-worker patch-matrix buffer: `k · s`, none for a pointwise convolution.
+    fn scratch_len(&self) -> usize {
+        if self.is_pointwise() {
+            0
+        } else {
+            self.k() * self.s()
+        }
+    }
+
     /// 1x1, stride 1, no padding: a group's patch matrix is its input planes as they are.
     fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
@@ -202,6 +211,25 @@ fn im2col<T: ConvElem>(x_g: &[T], g: &Geometry, col: &mut [T]) {
                 }
             }
         }
+    }
+}
+
+/// The patch matrix (`[k, s]`) of sample `b`'s group `grp` of `x`: its input planes themselves
+/// for a pointwise convolution, else built by [`im2col`] into `col`.
+fn patches<'a, T: ConvElem>(
+    x: &'a [T],
+    b: usize,
+    grp: usize,
+    g: &Geometry,
+    col: &'a mut [T],
+) -> &'a [T] {
+    let (cpg, plane) = (g.cpg(), g.h * g.w);
+    let x_g = &x[(b * g.c_in + grp * cpg) * plane..][..cpg * plane];
+    if g.is_pointwise() {
+        x_g
+    } else {
+        im2col(x_g, g, col);
+        col
     }
 }
 
@@ -321,18 +349,12 @@ fn for_each_chunk<T: ConvElem>(
 }
 
 fn forward<T: ConvElem>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geometry) -> Vec<T> {
-    let (s, k, ocpg, cpg, plane) = (g.s(), g.k(), g.ocpg(), g.cpg(), g.h * g.w);
+    let (s, k, ocpg) = (g.s(), g.k(), g.ocpg());
     let mut out = vec![T::ZERO; g.batch * g.c_out * s];
-    let scratch = if g.is_pointwise() { 0 } else { k * s };
+    let scratch = g.scratch_len();
     for_each_chunk(&mut out, g.c_out * s, scratch, |b, y_b, col| {
         for grp in 0..g.groups {
-            let x_g = &x[(b * g.c_in + grp * cpg) * plane..][..cpg * plane];
-            let col: &[T] = if g.is_pointwise() {
-                x_g
-            } else {
-                im2col(x_g, g, col);
-                col
-            };
+            let col = patches(x, b, grp, g, col);
             gemm(
                 (ocpg, s, k),
                 &mut y_b[grp * ocpg * s..(grp + 1) * ocpg * s],
@@ -356,7 +378,7 @@ fn forward<T: ConvElem>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geometry) -> V
 fn input_grad<T: ConvElem>(w: &[T], dy: &[T], g: &Geometry) -> Vec<T> {
     let (s, k, ocpg, cpg, plane) = (g.s(), g.k(), g.ocpg(), g.cpg(), g.h * g.w);
     let mut dx = vec![T::ZERO; g.batch * g.c_in * plane];
-    let scratch = if g.is_pointwise() { 0 } else { k * s };
+    let scratch = g.scratch_len();
     for_each_chunk(&mut dx, g.c_in * plane, scratch, |b, dx_b, col| {
         for grp in 0..g.groups {
             let dy_g = &dy[(b * g.c_out + grp * ocpg) * s..][..ocpg * s];
@@ -394,21 +416,15 @@ fn batch_chunks(g: &Geometry) -> Vec<Range<usize>> {
 }
 
 fn weight_grad<T: ConvElem>(x: &[T], dy: &[T], g: &Geometry) -> Vec<T> {
-    let (s, k, ocpg, cpg, plane) = (g.s(), g.k(), g.ocpg(), g.cpg(), g.h * g.w);
+    let (s, k, ocpg) = (g.s(), g.k(), g.ocpg());
     let per = g.c_out * k;
     let chunks = batch_chunks(g);
     let mut partial = vec![T::ZERO; chunks.len() * per];
-    let scratch = if g.is_pointwise() { 0 } else { k * s };
+    let scratch = g.scratch_len();
     for_each_chunk(&mut partial, per, scratch, |i, dw, col| {
         for b in chunks[i].clone() {
             for grp in 0..g.groups {
-                let x_g = &x[(b * g.c_in + grp * cpg) * plane..][..cpg * plane];
-                let col: &[T] = if g.is_pointwise() {
-                    x_g
-                } else {
-                    im2col(x_g, g, col);
-                    col
-                };
+                let col = patches(x, b, grp, g, col);
                 let dy_g = &dy[(b * g.c_out + grp * ocpg) * s..][..ocpg * s];
                 // colᵀ[s, k]: element (row p, column r) is col[r · s + p].
                 gemm(
