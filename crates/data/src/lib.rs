@@ -19,6 +19,7 @@
 
 pub mod dataset;
 pub mod download;
+mod epoch;
 pub mod error;
 pub mod formats;
 pub mod loader;

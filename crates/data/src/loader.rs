@@ -40,6 +40,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::ImageSet;
+use crate::epoch::{self, Chunk, EpochPlan};
 use crate::error::{DataError, Result};
 use crate::rng::Rng;
 use crate::transforms::Augment;
@@ -209,12 +210,7 @@ impl Loader {
 
     /// Number of batches each epoch yields.
     pub fn batches_per_epoch(&self) -> usize {
-        let n = self.set.len();
-        if self.drop_last {
-            n / self.batch_size
-        } else {
-            n.div_ceil(self.batch_size)
-        }
+        epoch::batches_per_epoch(self.set.len(), self.batch_size, self.drop_last)
     }
 
     /// The order in which epoch `epoch` visits the images (every index exactly once). A
@@ -236,21 +232,18 @@ impl Loader {
     /// The batches of epoch `epoch` from batch `first_batch` on: what the rest of that
     /// epoch would have yielded (for resuming mid-epoch). Skipped batches are not built.
     pub fn epoch_from(&self, epoch: usize, first_batch: usize) -> EpochIter {
-        let end = self.batches_per_epoch();
+        let order = self.order(epoch);
         EpochIter {
-            order: self.order(epoch),
             loader: self.clone(),
-            epoch,
-            next: first_batch.min(end),
-            end,
+            plan: EpochPlan::new(epoch, order, self.batch_size, self.drop_last, first_batch),
         }
     }
 
-    fn build(&self, epoch: usize, order: &[usize], b: usize) -> Batch {
-        let start = b * self.batch_size;
-        let stop = (start + self.batch_size).min(order.len());
-        let (seed, e) = (self.seed, epoch as u64);
-        build_batch(&self.set, &self.augment, order[start..stop].to_vec(), |k| {
+    /// The batch of `chunk` of epoch `epoch`: the image at position `p` of the epoch is
+    /// augmented with the generator of `(seed, "loader-augment", epoch, p)`.
+    fn build(&self, epoch: usize, chunk: Chunk) -> Batch {
+        let (seed, e, start) = (self.seed, epoch as u64, chunk.start);
+        build_batch(&self.set, &self.augment, chunk.indices, |k| {
             Rng::derive(seed, "loader-augment", &[e, (start + k) as u64])
         })
     }
@@ -260,21 +253,18 @@ impl Loader {
 #[derive(Debug, Clone)]
 pub struct EpochIter {
     loader: Loader,
-    epoch: usize,
-    order: Vec<usize>,
-    next: usize,
-    end: usize,
+    plan: EpochPlan,
 }
 
 impl EpochIter {
     /// The epoch being iterated.
     pub fn epoch(&self) -> usize {
-        self.epoch
+        self.plan.epoch()
     }
 
     /// The index within the epoch of the batch the next call to `next` returns.
     pub fn next_batch_index(&self) -> usize {
-        self.next
+        self.plan.next_batch_index()
     }
 }
 
@@ -282,22 +272,17 @@ impl Iterator for EpochIter {
     type Item = Batch;
 
     fn next(&mut self) -> Option<Batch> {
-        if self.next >= self.end {
-            return None;
-        }
-        let batch = self.loader.build(self.epoch, &self.order, self.next);
-        self.next += 1;
-        Some(batch)
+        let chunk = self.plan.next()?;
+        Some(self.loader.build(self.plan.epoch(), chunk))
     }
 
     fn nth(&mut self, n: usize) -> Option<Batch> {
-        self.next = self.next.saturating_add(n).min(self.end);
-        self.next()
+        let chunk = self.plan.nth(n)?;
+        Some(self.loader.build(self.plan.epoch(), chunk))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.end - self.next;
-        (left, Some(left))
+        self.plan.size_hint()
     }
 }
 

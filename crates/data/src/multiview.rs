@@ -27,6 +27,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::dataset::ImageSet;
+use crate::epoch::{self, Chunk, EpochPlan};
 use crate::error::{DataError, Result};
 use crate::rng::Rng;
 use crate::sampler::WeightedSampler;
@@ -261,12 +262,7 @@ impl MultiViewLoader {
 
     /// Number of batches each epoch yields.
     pub fn batches_per_epoch(&self) -> usize {
-        let n = self.epoch_len();
-        if self.drop_last {
-            n / self.batch_size
-        } else {
-            n.div_ceil(self.batch_size)
-        }
+        epoch::batches_per_epoch(self.epoch_len(), self.batch_size, self.drop_last)
     }
 
     /// The indices epoch `epoch` visits, in order; a pure function of `(seed, epoch)`.
@@ -287,23 +283,20 @@ impl MultiViewLoader {
 
     /// The batches of epoch `epoch` from batch `first_batch` on (for resuming mid-epoch).
     pub fn epoch_from(&self, epoch: usize, first_batch: usize) -> MultiViewEpochIter {
-        let end = self.batches_per_epoch();
+        let order = self.order(epoch);
         MultiViewEpochIter {
-            order: self.order(epoch),
             loader: self.clone(),
-            epoch,
-            next: first_batch.min(end),
-            end,
+            plan: EpochPlan::new(epoch, order, self.batch_size, self.drop_last, first_batch),
         }
     }
 
-    fn build(&self, epoch: usize, order: &[usize], b: usize) -> MultiViewBatch {
-        let start = b * self.batch_size;
-        let stop = (start + self.batch_size).min(order.len());
-        let (seed, e) = (self.seed, epoch as u64);
+    /// The batch of `chunk` of epoch `epoch`: view `v` of the image at position `p` of the
+    /// epoch is augmented with the generator of `(seed, "multiview-augment", epoch, p, v)`.
+    fn build(&self, epoch: usize, chunk: Chunk) -> MultiViewBatch {
+        let (seed, e, start) = (self.seed, epoch as u64, chunk.start);
         augment_views(
             &self.set,
-            order[start..stop].to_vec(),
+            chunk.indices,
             &self.views,
             self.output_size(),
             |k, v| {
@@ -356,21 +349,18 @@ pub fn augment_views(
 #[derive(Debug, Clone)]
 pub struct MultiViewEpochIter {
     loader: MultiViewLoader,
-    epoch: usize,
-    order: Vec<usize>,
-    next: usize,
-    end: usize,
+    plan: EpochPlan,
 }
 
 impl MultiViewEpochIter {
     /// The epoch being iterated.
     pub fn epoch(&self) -> usize {
-        self.epoch
+        self.plan.epoch()
     }
 
     /// The index within the epoch of the batch the next call to `next` returns.
     pub fn next_batch_index(&self) -> usize {
-        self.next
+        self.plan.next_batch_index()
     }
 }
 
@@ -378,22 +368,17 @@ impl Iterator for MultiViewEpochIter {
     type Item = MultiViewBatch;
 
     fn next(&mut self) -> Option<MultiViewBatch> {
-        if self.next >= self.end {
-            return None;
-        }
-        let batch = self.loader.build(self.epoch, &self.order, self.next);
-        self.next += 1;
-        Some(batch)
+        let chunk = self.plan.next()?;
+        Some(self.loader.build(self.plan.epoch(), chunk))
     }
 
     fn nth(&mut self, n: usize) -> Option<MultiViewBatch> {
-        self.next = self.next.saturating_add(n).min(self.end);
-        self.next()
+        let chunk = self.plan.nth(n)?;
+        Some(self.loader.build(self.plan.epoch(), chunk))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.end - self.next;
-        (left, Some(left))
+        self.plan.size_hint()
     }
 }
 

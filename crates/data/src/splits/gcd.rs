@@ -169,6 +169,20 @@ impl GcdConfig {
     }
 }
 
+/// The GCD side of an SSB class split (here rather than in [`super::ssb`], so that the
+/// dependency between the two modules points one way: `gcd` uses `ssb`).
+impl SsbSplit {
+    /// The GCD split this describes: old = known, new = hard + medium + easy (GCD's
+    /// order), with `labelled_fraction` of the old-class images labelled (GCD: 0.5).
+    pub fn gcd_config(&self, labelled_fraction: f64) -> Result<GcdConfig> {
+        Ok(GcdConfig {
+            old_classes: ClassSpec::from_classes(self.known.clone())?.to_string(),
+            new_classes: Some(ClassSpec::from_classes(self.unknown_all())?.to_string()),
+            labelled_fraction,
+        })
+    }
+}
+
 /// The images of `set` at `indices` (in that order), relabelled through `map` (source
 /// label -> new label; every selected label must map), with the new class names.
 pub(crate) fn select_relabelled(
@@ -531,6 +545,19 @@ mod tests {
         assert_eq!(m.set.len(), 16);
         assert!(m.is_labelled(0) && !m.is_labelled(m.num_labelled));
         assert_eq!(m.set.image(m.num_labelled), s.unlabelled.image(0));
+    }
+
+    #[test]
+    fn ssb_gcd_config_orders_new_classes_hard_medium_easy() {
+        let s = SsbSplit::parse(
+            "known_classes: 4 0\nunknown_classes_easy: 1\nunknown_classes_medium: 3\nunknown_classes_hard: 2",
+            "t",
+        )
+        .unwrap();
+        let c = s.gcd_config(0.5).unwrap();
+        assert_eq!(c.old_classes, "4,0");
+        assert_eq!(c.new_classes.as_deref(), Some("2-3,1"));
+        assert_eq!(c.labelled_fraction, 0.5);
     }
 
     #[test]

@@ -31,12 +31,11 @@
 //! GCD (`sgvaze/generalized-category-discovery`, `data/get_datasets.py`,
 //! `get_class_splits` with `use_ssb_splits`; SimGCD's default) takes `known_classes` as
 //! the old classes and `Hard + Medium + Easy`, in that order, as the new ones:
-//! [`SsbSplit::gcd_config`].
+//! [`SsbSplit::gcd_config`] (defined with the GCD splits, in [`super::gcd`]: this module
+//! only describes class lists and does not depend on the GCD code).
 
 use std::path::Path;
 
-use super::gcd::GcdConfig;
-use super::ClassSpec;
 use crate::error::{DataError, Result};
 
 /// The SSB datasets with a bundled split, as [`SsbSplit::builtin`] names them.
@@ -186,16 +185,6 @@ impl SsbSplit {
             None => Ok(()),
         }
     }
-
-    /// The GCD split this describes: old = known, new = hard + medium + easy (GCD's
-    /// order), with `labelled_fraction` of the old-class images labelled (GCD: 0.5).
-    pub fn gcd_config(&self, labelled_fraction: f64) -> Result<GcdConfig> {
-        Ok(GcdConfig {
-            old_classes: ClassSpec::from_classes(self.known.clone())?.to_string(),
-            new_classes: Some(ClassSpec::from_classes(self.unknown_all())?.to_string()),
-            labelled_fraction,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -269,19 +258,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cub"));
-    }
-
-    #[test]
-    fn gcd_config_orders_new_classes_hard_medium_easy() {
-        let s = SsbSplit::parse(
-            "known_classes: 4 0\nunknown_classes_easy: 1\nunknown_classes_medium: 3\nunknown_classes_hard: 2",
-            "t",
-        )
-        .unwrap();
-        let c = s.gcd_config(0.5).unwrap();
-        assert_eq!(c.old_classes, "4,0");
-        assert_eq!(c.new_classes.as_deref(), Some("2-3,1"));
-        assert_eq!(c.labelled_fraction, 0.5);
     }
 
     #[test]
