@@ -106,7 +106,7 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
         }
     }
     // TensorBoard: every loss term, the learning rate, accuracy and AUROC per OOD set.
-    let ev = trainer::tb::read_scalars(&run.join("tb")).unwrap();
+    let ev = trainer::run::tb::read_scalars(&run.join("tb")).unwrap();
     let tags: std::collections::BTreeSet<&str> = ev.iter().map(|e| e.tag.as_str()).collect();
     for t in [
         "loss/total",
@@ -136,6 +136,46 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
         "resumed metrics.json differs from the uninterrupted run"
     );
 
+    // Ctrl-C in the middle of epoch 1 (step 5 of 11; the testing flag takes the signal
+    // handler's path): the step finishes, a mid-epoch checkpoint is written, the process
+    // exits with 130 and says how to resume; resuming ends bit-identical.
+    let ctrl_c = tmp.path().join("ctrl_c");
+    let a = tiny_args(&ctrl_c, &["--interrupt-after-steps", "5"]);
+    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+    let o = trainer(&a);
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let run3 = ctrl_c.join("quickstart");
+    let resume_hint = format!("trainer train --resume {}", run3.display());
+    assert!(stderr(&o).contains(&resume_hint), "{}", stderr(&o));
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run3.join("checkpoints/last/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (state["step"].as_u64(), state["epochs_done"].as_u64()),
+        (Some(5), Some(0))
+    );
+    // A damaged checkpoint is named, not fed to burn's reader.
+    let model_file = run3.join("checkpoints/last/model.mpk");
+    let bytes = std::fs::read(&model_file).unwrap();
+    std::fs::write(&model_file, &bytes[..bytes.len() - 100]).unwrap();
+    let o = trainer(&["train", "--resume", run3.to_str().unwrap(), "--quiet"]);
+    assert_clean_failure(&o, &["is corrupt (model.mpk: expected", "bytes"]);
+    std::fs::write(&model_file, &bytes).unwrap();
+    let o = trainer(&["train", "--resume", run3.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(run.join("metrics.json")).unwrap(),
+        std::fs::read(run3.join("metrics.json")).unwrap(),
+        "metrics.json after Ctrl-C and --resume differs from the uninterrupted run"
+    );
+    // A run folder without a checkpoint (stopped before its first one) says so.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::copy(run.join("config.toml"), empty.join("config.toml")).unwrap();
+    let o = trainer(&["train", "--resume", empty.to_str().unwrap()]);
+    assert_clean_failure(&o, &["holds no checkpoint", "--overwrite"]);
+
     // Re-evaluation reproduces the metrics and writes per-sample scores.
     let o = trainer(&["eval", "--run", run.to_str().unwrap(), "--save-scores"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -148,7 +188,7 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
         "--checkpoint",
         "best",
     ]);
-    assert_clean_failure(&o, &["--checkpoint best", "keeps only its last checkpoint"]);
+    assert_clean_failure(&o, &["has no best checkpoint", "--checkpoint last"]);
     let csv = std::fs::read_to_string(run.join("eval/scores.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
@@ -266,6 +306,22 @@ fn bad_input_gives_clear_errors() {
         "data.id.path=\"no/such/dir\"",
     ]);
     assert_clean_failure(&o, &["no/such/dir", "does not exist"]);
+    // A bad weights file: the error names it, and no run folder is left behind (the folder
+    // is created only once data and weights have loaded).
+    let o = trainer(&[
+        "train",
+        "--config",
+        "configs/quickstart.toml",
+        "--set",
+        &out_set,
+        "--set",
+        "model.weights=\"no/such/weights.pth\"",
+    ]);
+    assert_clean_failure(&o, &["no/such/weights.pth", "model.weights"]);
+    assert!(
+        !tmp.path().join("quickstart").exists(),
+        "a failed start left a run folder"
+    );
     // A device that is not compiled in.
     #[cfg(not(feature = "tch"))]
     {
@@ -582,7 +638,7 @@ fn ossl_iomatch_trains_resumes_bit_identically_and_writes_predictions() {
         assert!((0.0..=1.0).contains(&v), "{k} = {v}");
     }
     // TensorBoard: every IOMatch term, the mask ratios, the schedule and the evaluations.
-    let ev = trainer::tb::read_scalars(&run.join("tb")).unwrap();
+    let ev = trainer::run::tb::read_scalars(&run.join("tb")).unwrap();
     let tags: std::collections::BTreeSet<&str> = ev.iter().map(|e| e.tag.as_str()).collect();
     for t in [
         "loss/total",
@@ -827,7 +883,7 @@ fn ossl_fixmatch_same_seed_same_metrics_and_bad_input() {
     assert!(m["ossl"].get("ova_auroc").is_none());
     let extras =
         std::fs::read_to_string(a.join("fixmatch_mnist/checkpoints/last/ossl.json")).unwrap();
-    assert!(extras.contains("\"dist_align\":null"), "{extras}");
+    assert!(extras.contains("\"method\":null"), "{extras}");
     // A run without a best checkpoint (removed here; older runs have none) names what is
     // missing instead of evaluating something else.
     let best = a.join("fixmatch_mnist/checkpoints/best");
@@ -861,7 +917,7 @@ fn ossl_fixmatch_same_seed_same_metrics_and_bad_input() {
     assert_clean_failure(&o, &["labels_per_class", "at least 1"]);
     // An IOMatch-only key on FixMatch, and an unknown key.
     let o = run(&["--set", "ossl.q_cutoff=0.3"]);
-    assert_clean_failure(&o, &["q_cutoff", "IOMatch setting"]);
+    assert_clean_failure(&o, &["q_cutoff", "setting of `iomatch`"]);
     let o = run(&["--set", "ossl.mu_ratio=3"]);
     assert_clean_failure(&o, &["mu_ratio", "unknown field"]);
     // OOD test sets belong to the OOD recipes.
@@ -1235,4 +1291,50 @@ fn gcd_recipes_train_evaluate_and_write_recomputable_predictions() {
     );
     let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
     assert_clean_failure(&trainer(&a), &["memax_weight", "simgcd"]);
+}
+
+/// GCD through the driver: halted after epoch 1 of 2, or interrupted mid-epoch, then
+/// resumed, it ends with the uninterrupted run's metrics (all but the wall time), and
+/// `train.eval_every` now evaluates during training (TensorBoard `gcd/unlabelled/all`).
+#[test]
+fn gcd_resume_is_bit_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |out: &Path, extra: &[&str]| {
+        let mut e = vec!["--set", "train.epochs=2", "--set", "train.eval_every=1"];
+        e.extend_from_slice(extra);
+        gcd_args("protogcd", out, &e)
+    };
+    let strip = |run: &Path| {
+        let mut m = metrics(run);
+        m.as_object_mut().unwrap().remove("train_seconds");
+        m
+    };
+    let full = tmp.path().join("full");
+    run_ok(&args(&full, &[]));
+    let run = full.join("protogcd_mnist");
+    let tags: Vec<String> = trainer::run::tb::read_scalars(&run.join("tb"))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.tag == "gcd/unlabelled/all")
+        .map(|e| e.step.to_string())
+        .collect();
+    assert_eq!(
+        tags.len(),
+        2,
+        "one evaluation after epoch 1, one at the end: {tags:?}"
+    );
+    for (dir, flag, code) in [
+        ("halted", ["--halt-after-epochs", "1"], 3),
+        ("ctrl_c", ["--interrupt-after-steps", "3"], 130),
+    ] {
+        let out = tmp.path().join(dir);
+        let a = args(&out, &flag);
+        let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+        let o = trainer(&a);
+        assert_eq!(o.status.code(), Some(code), "{dir}: {}", stderr(&o));
+        let r = out.join("protogcd_mnist");
+        let o = trainer(&["train", "--resume", r.to_str().unwrap(), "--quiet"]);
+        assert!(o.status.success(), "{dir}: {}", stderr(&o));
+        assert_eq!(strip(&r), strip(&run), "{dir}: resumed metrics differ");
+    }
 }

@@ -8,10 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use trainer::bench::{self, BenchOptions};
-use trainer::config::{self, ExperimentConfig};
-use trainer::device::DeviceChoice;
-use trainer::train::{Halted, TrainOptions};
+use trainer::commands::bench::{self, BenchOptions};
+use trainer::config::ExperimentConfig;
+use trainer::families;
+use trainer::run::checkpoint::Which;
+use trainer::run::device::DeviceChoice;
+use trainer::run::run_dir::{Halted, Interrupted, TrainOptions};
 use trainer::with_backend;
 
 /// Unseen: out-of-distribution detection, open-set recognition and category discovery,
@@ -82,6 +84,10 @@ struct TrainArgs {
     /// Testing aid: exit with code 3 right after N epochs are checkpointed, as if killed.
     #[arg(long, hide = true)]
     halt_after_epochs: Option<usize>,
+    /// Testing aid: act as if Ctrl-C came during step N (1-based): finish it, checkpoint,
+    /// exit with code 130.
+    #[arg(long, hide = true)]
+    interrupt_after_steps: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -114,7 +120,7 @@ enum CheckpointArg {
     Best,
 }
 
-impl From<CheckpointArg> for trainer::ossl::RunCheckpoint {
+impl From<CheckpointArg> for Which {
     fn from(c: CheckpointArg) -> Self {
         match c {
             CheckpointArg::Last => Self::Last,
@@ -255,6 +261,10 @@ fn main() -> ExitCode {
                 eprintln!("{h}");
                 return ExitCode::from(3);
             }
+            if let Some(i) = e.downcast_ref::<Interrupted>() {
+                eprintln!("{i}");
+                return ExitCode::from(130);
+            }
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
@@ -278,8 +288,8 @@ fn run(cli: Cli) -> Result<()> {
 fn cmd_train(a: TrainArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
     let cfg: ExperimentConfig = match (&a.config, &a.resume) {
-        (Some(c), _) => config::load(c, &a.overrides)?,
-        (None, Some(run)) => config::load(&run.join("config.toml"), &a.overrides)?,
+        (Some(c), _) => families::load_config(c, &a.overrides)?,
+        (None, Some(run)) => load_run(run, &a.overrides)?,
         (None, None) => anyhow::bail!("`train` needs --config FILE (or --resume RUN_DIR)"),
     };
     let opts = TrainOptions {
@@ -287,10 +297,11 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         resume: a.resume.clone(),
         overwrite: a.overwrite,
         halt_after_epochs: a.halt_after_epochs,
+        interrupt_after_steps: a.interrupt_after_steps,
         quiet: a.quiet,
     };
     let started = std::time::Instant::now();
-    let summary = with_backend!(device, |B, dev| trainer::train::train::<B>(
+    let summary = with_backend!(device, |B, dev| families::train::<B>(
         cfg.clone(),
         &opts,
         dev
@@ -310,57 +321,30 @@ fn load_run(run: &std::path::Path, overrides: &[String]) -> Result<ExperimentCon
     if !p.exists() {
         anyhow::bail!("{} is not a run folder (no config.toml)", run.display());
     }
-    config::load(&p, overrides)
+    families::load_config(&p, overrides)
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
     let cfg = load_run(&a.run, &a.overrides)?;
-    trainer::ossl::RunCheckpoint::from(a.checkpoint).check_for(&cfg, "evaluates")?;
-    match cfg.recipe.family() {
-        config::RecipeFamily::Gcd => {
-            let s = with_backend!(device, |B, dev| {
-                type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
-                trainer::gcd::evaluate_run::<I>(&cfg, &a.run, &device.label(), &dev, a.save_scores)
-            })?;
-            println!("{s}");
-            return Ok(());
-        }
-        config::RecipeFamily::Ossl => {
-            let s = with_backend!(device, |B, dev| {
-                type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
-                trainer::ossl::evaluate_run::<I>(
-                    &cfg,
-                    &a.run,
-                    a.checkpoint.into(),
-                    &device.label(),
-                    &dev,
-                    a.save_scores,
-                )
-            })?;
-            println!("{s}");
-            return Ok(());
-        }
-        config::RecipeFamily::Ood => {}
-    }
-    let ev = with_backend!(device, |B, dev| {
+    let s = with_backend!(device, |B, dev| {
         type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
-        trainer::evaluate::evaluate_run::<I>(&cfg, &a.run, &device.label(), &dev)
+        families::evaluate_run::<I>(
+            &cfg,
+            &a.run,
+            a.checkpoint.into(),
+            &device.label(),
+            &dev,
+            a.save_scores,
+        )
     })?;
-    let out = a.run.join("eval");
-    ev.write(&out, &cfg)?;
-    if a.save_scores {
-        ev.write_scores(&out.join("scores.csv"))?;
-    }
-    println!("{}", ev.summary());
-    println!("wrote {}", out.display());
+    println!("{s}");
     Ok(())
 }
 
 fn cmd_export(a: ExportArgs) -> Result<()> {
     let cfg = load_run(&a.run, &[])?;
-    let files =
-        trainer::export::export_run(&cfg, &a.run, a.checkpoint.into(), &a.out, a.overwrite)?;
+    let files = families::export_run(&cfg, &a.run, a.checkpoint.into(), &a.out, a.overwrite)?;
     for f in files {
         println!("wrote {}", f.display());
     }
@@ -374,7 +358,7 @@ fn cmd_bench_ossl(
     device: DeviceChoice,
     torch_device: &str,
 ) -> Result<()> {
-    let cfg = trainer::config::load(path, &a.overrides)?;
+    let cfg = families::load_config(path, &a.overrides)?;
     let input = parse_shape(&a.input)?;
     let engine = format!("unseen/{}", device.label());
     let ours = with_backend!(device, |B, dev| bench::run_ossl::<B>(
@@ -397,7 +381,7 @@ fn cmd_bench_ossl(
         )?);
     }
     let b = cfg.train.batch_size;
-    let mu = cfg.ossl.clone().unwrap_or_default().mu();
+    let mu = families::ossl::section(&cfg)?.mu();
     println!(
         "{} ({:?} on {}): batch {b} labelled + 2 x {} unlabelled views, input {} \
          ({} timed iterations after {} warm-up)",
@@ -436,7 +420,7 @@ fn cmd_bench_ossl(
         rayon::current_num_threads()
     );
     if let Some(p) = &a.json {
-        trainer::io::write_atomic(p, serde_json::to_string_pretty(&results)?.as_bytes())?;
+        trainer::run::io::write_atomic(p, serde_json::to_string_pretty(&results)?.as_bytes())?;
     }
     Ok(())
 }
@@ -524,15 +508,15 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         loader
     );
     if let Some(p) = a.json {
-        trainer::io::write_atomic(&p, serde_json::to_string_pretty(&results)?.as_bytes())?;
+        trainer::run::io::write_atomic(&p, serde_json::to_string_pretty(&results)?.as_bytes())?;
     }
     Ok(())
 }
 
 fn cmd_embed(a: EmbedArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
-    let cfg = config::load(&a.config, &a.overrides)?;
-    let opts = trainer::embed::EmbedOptions {
+    let cfg = families::load_config(&a.config, &a.overrides)?;
+    let opts = trainer::commands::embed::EmbedOptions {
         train_split: a.train_split,
         run: a.run,
         images: a.images,
@@ -544,7 +528,7 @@ fn cmd_embed(a: EmbedArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let s = with_backend!(device, |B, dev| {
         type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
-        trainer::embed::embed::<I>(&cfg, &opts, &dev)
+        trainer::commands::embed::embed::<I>(&cfg, &opts, &dev)
     })?;
     println!(
         "wrote {}: {} images, features {}{} ({:.1}s)",

@@ -82,7 +82,7 @@ impl DeviceChoice {
 macro_rules! with_backend {
     ($choice:expr, |$B:ident, $dev:ident| $body:expr) => {{
         #[allow(unused_imports)]
-        use $crate::device::DeviceChoice;
+        use $crate::run::device::DeviceChoice;
         match $choice {
             DeviceChoice::Cpu => {
                 #[cfg(feature = "flex")]
@@ -101,7 +101,7 @@ macro_rules! with_backend {
                 {
                     type $B = burn::backend::Autodiff<burn::backend::Cuda>;
                     let $dev = burn::backend::cuda::CudaDevice::new(_i);
-                    $crate::device::probe::<$B>(&$dev, $choice)?;
+                    $crate::run::device::probe::<$B>(&$dev, $choice)?;
                     $body
                 }
                 #[cfg(not(feature = "cuda"))]
@@ -119,7 +119,7 @@ macro_rules! with_backend {
                         }
                         _ => burn::backend::libtorch::LibTorchDevice::Cpu,
                     };
-                    $crate::device::probe::<$B>(&$dev, $choice)?;
+                    $crate::run::device::probe::<$B>(&$dev, $choice)?;
                     $body
                 }
                 #[cfg(not(feature = "tch"))]

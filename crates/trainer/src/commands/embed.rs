@@ -19,13 +19,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use safetensors::tensor::Dtype;
-use unseen_data::loader::Loader;
-use unseen_data::transforms::Augment;
 use unseen_data::ImageSet;
 
 use crate::config::ExperimentConfig;
-use crate::export::{to_safetensors, TensorMap};
-use crate::io::write_atomic;
+use crate::run::export::{to_safetensors, TensorMap};
+use crate::run::infer::features_and_logits;
+use crate::run::io::write_atomic;
 
 /// What to embed and where to write it.
 #[derive(Debug, Clone)]
@@ -67,7 +66,7 @@ fn load_images(cfg: &ExperimentConfig, opts: &EmbedOptions) -> Result<ImageSet> 
             &cfg.data.preprocess,
         )
         .with_context(|| format!("--images {} ([data.preprocess])", dir.display())),
-        None => crate::data_setup::load_dataset(
+        None => crate::run::data::load_dataset(
             &cfg.data.id,
             opts.train_split,
             cfg.seed,
@@ -112,38 +111,21 @@ pub fn embed<B: Backend>(
     }
     let classes = cfg.model.num_classes.unwrap_or(set.num_classes());
     let model = match &opts.run {
-        Some(run) => match cfg.recipe.family() {
-            crate::config::RecipeFamily::Gcd => crate::gcd::load_backbone::<B>(cfg, run, device)?,
-            crate::config::RecipeFamily::Ossl => crate::ossl::load_backbone::<B>(cfg, run, device)?,
-            crate::config::RecipeFamily::Ood => {
-                let ck = crate::checkpoint::find(run)?;
-                let m = crate::train::build_for_checkpoint::<B>(cfg, classes, set.height, device)?;
-                crate::checkpoint::load_model(&ck, m, device)?
-            }
-        },
-        None => crate::train::build_backbone::<B>(
+        Some(run) => crate::families::load_backbone::<B>(cfg, run, device)?,
+        None => crate::run::build::build_backbone::<B>(
             &cfg.model, classes, set.height, cfg.seed, device, opts.quiet,
         )?,
     };
-    let loader = Loader::new(
-        set.clone(),
-        opts.batch_size,
-        false,
-        false,
-        Augment::normalize_only(cfg.data.augment.mean.clone(), cfg.data.augment.std.clone()),
-        0,
-    )?;
     let has_head = model.num_classes() > 0;
-    let mut feats = Vec::new();
-    let mut logits = Vec::new();
-    for batch in loader.epoch(0) {
-        let x = Tensor::<B, 4>::from_data(TensorData::new(batch.images, batch.shape), device);
-        let (f, l) = model.forward(x);
-        feats.extend(f.into_data().convert::<f32>().to_vec::<f32>().unwrap());
-        if has_head {
-            logits.extend(l.into_data().convert::<f32>().to_vec::<f32>().unwrap());
-        }
-    }
+    let (feats, logits) = features_and_logits(
+        &model,
+        &set,
+        &cfg.data.augment.mean,
+        &cfg.data.augment.std,
+        opts.batch_size,
+        device,
+    )?;
+    let (feats, logits) = (feats.values, logits.values);
     let n = set.len();
     let d = model.feature_dim();
     let mut out = TensorMap::new();

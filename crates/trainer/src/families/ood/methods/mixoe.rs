@@ -9,38 +9,86 @@
 //! concatenated batch.
 
 use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
 use unseen_backbones::Backbone;
 use unseen_data::Rng;
 use unseen_losses::ce::cross_entropy;
 use unseen_losses::mixoe::{mix_targets, soft_cross_entropy, MixOeConfig, MixOp};
 
-use super::{Recipe, StepBatch, StepOutput};
-use crate::config::LossConfig;
+use super::{OodMethod, OodMethodDef, StepBatch, StepOutput};
 
-/// The MixOE recipe.
+/// The MixOE method. `[loss]` keys: `mix` (`"mixup"`, default, or `"cutmix"`), `alpha` (1 for
+/// mixup, 2 for CutMix), `beta` (5), `label_smoothing` (0) of the ID cross-entropy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MixOe {
+    /// `mixup` or `cutmix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix: Option<String>,
+    /// Beta(α, α) parameter (1 for mixup, 2 for CutMix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f32>,
+    /// Weight β of the soft cross-entropy (5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f32>,
+    /// Label smoothing of the ID cross-entropy.
+    #[serde(default)]
+    pub label_smoothing: f32,
+}
+
+impl MixOe {
+    /// The official defaults with this table's values.
+    pub fn config(&self) -> MixOeConfig {
+        let op = if self.mix.as_deref() == Some("cutmix") {
+            MixOp::Cutmix
+        } else {
+            MixOp::Mixup
+        };
+        let mut c = MixOeConfig::new(op).with_alpha(self.alpha);
+        if let Some(b) = self.beta {
+            c.beta = b;
+        }
+        c
+    }
+}
+
+impl OodMethodDef for MixOe {
+    fn check(&self) -> Result<(), String> {
+        if let Some(m) = &self.mix {
+            if m != "mixup" && m != "cutmix" {
+                return Err(format!("`mix` must be \"mixup\" or \"cutmix\", got {m:?}"));
+            }
+        }
+        super::supervised::check_smoothing(self.label_smoothing)?;
+        self.config().validate().map_err(|e| e.to_string())
+    }
+
+    fn needs_outliers(&self) -> bool {
+        true
+    }
+
+    /// MixOE mixes each ID image with one outlier: as many outliers as ID images.
+    fn outlier_batch(&self, batch_size: usize) -> usize {
+        batch_size
+    }
+
+    fn build<B: AutodiffBackend>(&self, num_classes: usize) -> Box<dyn OodMethod<B>> {
+        Box::new(MixOeStep {
+            cfg: self.config(),
+            num_classes,
+            label_smoothing: self.label_smoothing,
+        })
+    }
+}
+
+/// MixOE for a `num_classes`-way classifier.
+struct MixOeStep {
     cfg: MixOeConfig,
     num_classes: usize,
     label_smoothing: f32,
 }
 
-impl MixOe {
-    /// From the `[loss]` table: `mix` (`mixup` default, or `cutmix`), `alpha` (1 for mixup,
-    /// 2 for CutMix), `beta` (5).
-    pub fn new(cfg: &LossConfig, num_classes: usize) -> Self {
-        Self {
-            cfg: cfg.mixoe(),
-            num_classes,
-            label_smoothing: cfg.label_smoothing,
-        }
-    }
-}
-
-impl<B: AutodiffBackend> Recipe<B> for MixOe {
-    fn name(&self) -> &'static str {
-        "mixoe"
-    }
-
+impl<B: AutodiffBackend> OodMethod<B> for MixOeStep {
     fn step(&self, model: &Backbone<B>, batch: StepBatch<B>, rng: &mut Rng) -> StepOutput<B> {
         let [n, c, h, w] = batch.images.dims();
         let outliers = batch.outliers.expect("the loop supplies outliers to MixOE");

@@ -108,6 +108,17 @@ pub fn lr_at(step: usize, total: usize, warmup: usize, lr: f64, min_ratio: f64) 
     lr_min + (lr - lr_min) * 0.5 * (1.0 + (std::f64::consts::PI * t / span).cos())
 }
 
+/// USB's `get_cosine_schedule_with_warmup(num_cycles = 7/16)` at iteration `step` of
+/// `total`: `lr·step/warmup` during the warm-up, then `lr·max(0, cos(7π/16 · t/T))` with
+/// `t` iterations after the warm-up out of `T = total − warmup`.
+pub fn usb_cosine_lr(step: usize, total: usize, warmup: usize, lr: f64) -> f64 {
+    if step < warmup {
+        return lr * step as f64 / warmup.max(1) as f64;
+    }
+    let t = (step - warmup) as f64 / total.saturating_sub(warmup).max(1) as f64;
+    lr * (std::f64::consts::PI * 7.0 / 16.0 * t).cos().max(0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +134,20 @@ mod tests {
         assert!((lr_at(9, 110, 10, 0.1, 0.0) - 0.1).abs() < 1e-12);
         assert_eq!(lr_at(10, 110, 10, 0.1, 0.0), 0.1);
         assert!((lr_at(60, 110, 10, 0.1, 0.0) - 0.05).abs() < 1e-12);
+    }
+
+    #[test]
+    fn usb_schedule() {
+        assert_eq!(usb_cosine_lr(0, 100, 0, 0.03), 0.03);
+        let end = usb_cosine_lr(100, 100, 0, 0.03);
+        assert!((end - 0.03 * (7.0 * std::f64::consts::PI / 16.0).cos()).abs() < 1e-12);
+        assert!(
+            (usb_cosine_lr(50, 100, 0, 1.0) - (7.0 * std::f64::consts::PI / 32.0).cos()).abs()
+                < 1e-12
+        );
+        // Warm-up from 0 (USB: current_step / warmup).
+        assert_eq!(usb_cosine_lr(0, 110, 10, 0.1), 0.0);
+        assert!((usb_cosine_lr(5, 110, 10, 0.1) - 0.05).abs() < 1e-12);
+        assert_eq!(usb_cosine_lr(10, 110, 10, 0.1), 0.1);
     }
 }

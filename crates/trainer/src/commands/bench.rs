@@ -14,7 +14,7 @@ use unseen_backbones::BackboneSpec;
 use unseen_data::Rng;
 
 use crate::config::{OptimizerKind, TrainConfig};
-use crate::optim::Optim;
+use crate::run::optim::Optim;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -223,8 +223,8 @@ pub struct OsslBenchResult {
 /// `B`, on synthetic images of shape `input` (normal noise for the network, uniform bytes for
 /// the view generation): the network, heads, batch (`train.batch_size` labelled +
 /// `ossl.mu` × that unlabelled, two views each), loss settings, optimiser and EMA are the
-/// config's, through the same [`ossl::train_step`](crate::ossl::train_step) `trainer train`
-/// runs. Labels are drawn uniformly over the seen classes.
+/// config's, through the same loss and update `trainer train` runs
+/// ([`crate::families::ossl::batch_loss`], [`crate::run::driver::optimise`]). Labels are drawn uniformly over the seen classes.
 ///
 /// # Errors
 /// A config whose recipe is not `fixmatch`/`iomatch`, an invalid `[ossl]` section, or a
@@ -237,18 +237,21 @@ pub fn run_ossl<B: AutodiffBackend>(
     device: &B::Device,
     engine: &str,
 ) -> Result<OsslBenchResult> {
-    use crate::config::RecipeKind;
-    use crate::ossl::{self, StepContext};
-    if !matches!(cfg.recipe, RecipeKind::Fixmatch | RecipeKind::Iomatch) {
+    use crate::families::{self, ossl};
+    if families::family_of(&cfg.recipe)? != families::FamilyKind::Ossl {
         anyhow::bail!(
-            "trainer bench --config measures the open-set SSL recipes (fixmatch, iomatch); \
-             this config's recipe is {:?} (use --model for a plain network)",
+            "trainer bench --config measures the open-set SSL recipes ({}); this config's \
+             recipe is {:?} (use --model for a plain network)",
+            ossl::methods()
+                .iter()
+                .map(|m| m.0)
+                .collect::<Vec<_>>()
+                .join(", "),
             cfg.recipe
         );
     }
-    let sec = cfg.ossl.clone().unwrap_or_default();
-    sec.validate(cfg.recipe)
-        .map_err(|e| anyhow::anyhow!("[ossl]: {e}"))?;
+    let sec = ossl::section(cfg)?;
+    let info = ossl::method_info(cfg, &sec)?;
     let k = unseen_data::splits::ClassSpec::parse(sec.seen_classes())
         .map_err(|e| anyhow::anyhow!("ossl.seen_classes: {e}"))?
         .into_vec()
@@ -261,39 +264,48 @@ pub fn run_ossl<B: AutodiffBackend>(
         );
     }
     B::seed(device, cfg.seed);
-    let mut model = ossl::build_model::<B>(cfg, &sec, k, h, device, false)?;
+    let mut model = ossl::model::build_model::<B>(cfg, info.heads, k, h, device, false)?;
+    let mut method = ossl::build_method::<B>(cfg, &sec, k, device)?;
     let mut ema = model.valid();
-    let mut optim = Optim::<B, ossl::OsslModel<B>>::new(&cfg.train);
-    let ctx = StepContext::new(cfg, &sec);
-    let (b, n) = (ctx.labelled, ctx.unlabelled);
+    let mut optim = Optim::<B, ossl::model::OsslModel<B>>::new(&cfg.train);
+    let sizes = ossl::methods::BatchSizes {
+        labelled: cfg.train.batch_size,
+        unlabelled: sec.mu() * cfg.train.batch_size,
+    };
+    let (b, n) = (sizes.labelled, sizes.unlabelled);
     let mut rng = Rng::new(0);
     let total = b + 2 * n;
     let pixels: Vec<f32> = (0..total * c * h * w)
         .map(|_| rng.normal() as f32)
         .collect();
     let labels: Vec<i64> = (0..b).map(|_| rng.below(k) as i64).collect();
-    // The data enters as `trainer train`'s does: host buffers uploaded every iteration.
-    let step = |model: ossl::OsslModel<B>,
-                ema: &ossl::OsslModel<B::InnerBackend>,
-                optim: &mut _| {
+    // The data enters as `trainer train`'s does: host buffers uploaded every iteration; the
+    // loss and update are the driver's (`optimise`), the EMA the family's.
+    let mut step = |model: ossl::model::OsslModel<B>,
+                    ema: &ossl::model::OsslModel<B::InnerBackend>,
+                    optim: &mut _| {
         let x =
             Tensor::<B, 4>::from_data(TensorData::new(pixels.clone(), [total, c, h, w]), device);
         let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels.clone(), [b]), device);
         // Epoch 1: IOMatch's open-set loss is on, as for all but the first epoch.
-        ossl::train_step(model, ema, optim, x, y, 1, cfg.train.lr, &ctx, None).map_err(|v| {
-            anyhow::anyhow!(
-                "the loss is not finite on the synthetic batch: {}",
-                v.terms_line()
-            )
-        })
+        let out = ossl::batch_loss(method.as_mut(), &model, x, y, sizes, 1);
+        let (model, _) =
+            crate::run::driver::optimise(model, optim, cfg.train.lr, out).map_err(|v| {
+                anyhow::anyhow!(
+                    "the loss is not finite on the synthetic batch: {}",
+                    v.terms_line()
+                )
+            })?;
+        let ema = crate::run::ema::ema_update(ema, model.valid(), sec.ema_momentum());
+        anyhow::Ok((model, ema))
     };
     for _ in 0..warmup {
-        (model, ema, _) = step(model, &ema, &mut optim)?;
+        (model, ema) = step(model, &ema, &mut optim)?;
     }
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
     let t0 = Instant::now();
     for _ in 0..iters {
-        (model, ema, _) = step(model, &ema, &mut optim)?;
+        (model, ema) = step(model, &ema, &mut optim)?;
     }
     B::sync(device).map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
     let its = iters as f64 / t0.elapsed().as_secs_f64();
@@ -304,9 +316,9 @@ pub fn run_ossl<B: AutodiffBackend>(
     let ys: Vec<u32> = (0..m).map(|i| (i % k) as u32).collect();
     let names = (0..k).map(|i| i.to_string()).collect();
     let set = std::sync::Arc::new(unseen_data::ImageSet::new(bytes, ys, c, h, w, names)?);
-    let (weak, strong) = ossl::views(cfg, &sec, &set, h);
-    let mut lb = ossl::ViewStream::new(set.clone(), vec![weak.clone()], b, cfg.seed, "lb")?;
-    let mut ulb = ossl::ViewStream::new(set, vec![weak, strong], n, cfg.seed, "ulb")?;
+    let (weak, strong) = ossl::data::views(cfg, &sec, &set, h);
+    let mut lb = ossl::data::ViewStream::new(set.clone(), vec![weak.clone()], b, cfg.seed, "lb")?;
+    let mut ulb = ossl::data::ViewStream::new(set, vec![weak, strong], n, cfg.seed, "ulb")?;
     let t0 = Instant::now();
     let view_iters = iters.max(5);
     for t in 0..view_iters {
@@ -340,19 +352,23 @@ pub fn run_ossl_torch(
             cfg.model.name
         );
     }
-    let sec = cfg.ossl.clone().unwrap_or_default();
+    use crate::families::ossl;
+    let sec = ossl::section(cfg)?;
+    let info = ossl::method_info(cfg, &sec)?;
     let k = unseen_data::splits::ClassSpec::parse(sec.seen_classes())
         .map_err(|e| anyhow::anyhow!("ossl.seen_classes: {e}"))?
         .into_vec()
         .len();
-    let io = sec.iomatch();
-    let recipe = match cfg.recipe {
-        crate::config::RecipeKind::Iomatch => "iomatch",
-        _ => "fixmatch",
-    };
+    // The reference script knows FixMatch and IOMatch by name; their thresholds are the
+    // method's (`q_cutoff` only IOMatch's).
+    let q_cutoff = info
+        .table
+        .get("q_cutoff")
+        .and_then(|v| v.as_float())
+        .unwrap_or(0.5);
     let out = std::process::Command::new(python)
         .arg(script)
-        .args(["--recipe", recipe])
+        .args(["--recipe", &cfg.recipe])
         .args(["--model", &cfg.model.name])
         .args(["--batch", &cfg.train.batch_size.to_string()])
         .args(["--mu", &sec.mu().to_string()])
@@ -361,9 +377,9 @@ pub fn run_ossl_torch(
             &format!("{}x{}x{}", input[0], input[1], input[2]),
         ])
         .args(["--classes", &k.to_string()])
-        .args(["--proj-dim", &sec.proj_dim().to_string()])
-        .args(["--p-cutoff", &sec.p_cutoff().to_string()])
-        .args(["--q-cutoff", &io.q_cutoff.to_string()])
+        .args(["--proj-dim", &info.heads.unwrap_or(128).to_string()])
+        .args(["--p-cutoff", &info.p_cutoff.to_string()])
+        .args(["--q-cutoff", &q_cutoff.to_string()])
         .args(["--ema", &sec.ema_momentum().to_string()])
         .args(["--lr", &cfg.train.lr.to_string()])
         .args(["--weight-decay", &cfg.train.weight_decay.to_string()])
@@ -383,7 +399,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../configs/cpu")
             .join(name);
-        crate::config::load(&path, &[]).unwrap()
+        crate::families::load_config(&path, &[]).unwrap()
     }
 
     /// The FixMatch CPU config's iteration (8 labelled + 2 × 56 unlabelled digits): the

@@ -3,76 +3,20 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use unseen_backbones::Backbone;
-use unseen_data::loader::Loader;
-use unseen_data::transforms::Augment;
-use unseen_data::ImageSet;
 use unseen_eval::detectors::detector_from_name;
 use unseen_eval::metrics::{accuracy, ood_metrics, OodMetrics};
 use unseen_eval::report::{OodGroup, OodReport, OodRow};
 
 use crate::config::ExperimentConfig;
-use crate::data_setup::ExperimentData;
-use crate::io::write_atomic;
-
-/// Logits of a set, row-major `[n, classes]`.
-pub struct Logits {
-    /// Values.
-    pub values: Vec<f32>,
-    /// Number of classes (row length).
-    pub classes: usize,
-}
-
-/// Runs the model (inference mode: BatchNorm uses running statistics) over a set.
-pub fn infer<B: Backend>(
-    model: &Backbone<B>,
-    set: &Arc<ImageSet>,
-    mean: &[f32],
-    std: &[f32],
-    batch_size: usize,
-    device: &B::Device,
-) -> Logits {
-    let loader = Loader::new(
-        set.clone(),
-        batch_size,
-        false,
-        false,
-        Augment::normalize_only(mean.to_vec(), std.to_vec()),
-        0,
-    )
-    .expect("evaluation loader: sizes were validated when the data was loaded");
-    let mut values = Vec::with_capacity(set.len() * 16);
-    let mut classes = 0;
-    for batch in loader.epoch(0) {
-        let x = Tensor::<B, 4>::from_data(TensorData::new(batch.images, batch.shape), device);
-        let (_, logits) = model.forward(x);
-        classes = logits.dims()[1];
-        values.extend(logits.into_data().convert::<f32>().to_vec::<f32>().unwrap());
-    }
-    Logits { values, classes }
-}
-
-/// Top-1 predictions of row-major logits.
-pub fn argmax_rows(logits: &Logits) -> Vec<usize> {
-    logits
-        .values
-        .chunks(logits.classes.max(1))
-        .map(|r| {
-            let mut best = 0;
-            for (i, &v) in r.iter().enumerate() {
-                if v > r[best] {
-                    best = i;
-                }
-            }
-            best
-        })
-        .collect()
-}
+use crate::run::checkpoint::Which;
+use crate::run::data::ExperimentData;
+use crate::run::infer::{features_and_logits, Rows};
+use crate::run::io::write_atomic;
 
 /// The `id` section of `metrics.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +41,7 @@ pub struct OodEntry {
     pub metrics: OodMetrics,
 }
 
-/// `metrics.json`: the stable interface of a run (see DESIGN.md).
+/// `metrics.json`: the stable interface of a run (`docs/architecture.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsFile {
     /// Run name.
@@ -140,20 +84,14 @@ pub fn evaluate<B: Backend>(
         &cfg.data.augment.std,
         cfg.eval.batch_size,
     );
-    let id = infer(model, &data.id_test, mean, std, bs, device);
+    let (_, id) = features_and_logits(model, &data.id_test, mean, std, bs, device)?;
     let labels: Vec<usize> = data.id_test.labels.iter().map(|&l| l as usize).collect();
-    let acc = accuracy(&argmax_rows(&id), &labels).context("ID accuracy")?;
-    let ood_logits: Vec<(String, OodGroup, Logits)> = data
-        .ood
-        .iter()
-        .map(|(name, group, set)| {
-            (
-                name.clone(),
-                *group,
-                infer(model, set, mean, std, bs, device),
-            )
-        })
-        .collect();
+    let acc = accuracy(&id.argmax(), &labels).context("ID accuracy")?;
+    let mut ood_logits: Vec<(String, OodGroup, Rows)> = Vec::new();
+    for (name, group, set) in &data.ood {
+        let (_, l) = features_and_logits(model, set, mean, std, bs, device)?;
+        ood_logits.push((name.clone(), *group, l));
+    }
     let mut rows = Vec::new();
     let mut scores = Vec::new();
     for det_name in &cfg.eval.detectors {
@@ -161,7 +99,7 @@ pub fn evaluate<B: Backend>(
             .with_context(|| format!("`eval.detectors`: unknown detector {det_name:?}"))?;
         let det_label = det.name();
         let id_scores = det
-            .score(&id.values, id.classes, None)
+            .score(&id.values, id.width, None)
             .with_context(|| format!("detector {det_label} on the ID test set"))?;
         scores.push((
             cfg.data.id_name.clone(),
@@ -172,7 +110,7 @@ pub fn evaluate<B: Backend>(
         ));
         for (name, group, l) in &ood_logits {
             let s = det
-                .score(&l.values, l.classes, None)
+                .score(&l.values, l.width, None)
                 .with_context(|| format!("detector {det_label} on OOD set {name}"))?;
             let m = ood_metrics(&id_scores, &s)
                 .with_context(|| format!("metrics of detector {det_label} on OOD set {name}"))?;
@@ -198,7 +136,7 @@ pub fn evaluate<B: Backend>(
     };
     let metrics = MetricsFile {
         run: cfg.name.clone(),
-        recipe: cfg.recipe.name().to_string(),
+        recipe: cfg.recipe.clone(),
         seed: cfg.seed,
         device: device_label.to_string(),
         id: IdMetrics {
@@ -240,7 +178,7 @@ impl Evaluation {
              FPR@95 treats OOD as the positive class (OpenOOD v1.5); `fpr95_id_positive` in \
              `metrics.json` is the ID-positive convention of the energy paper.\n\n",
             cfg.name,
-            cfg.recipe.name(),
+            cfg.recipe,
             cfg.seed,
             self.metrics.device,
             self.metrics.id.dataset,
@@ -296,21 +234,14 @@ impl Evaluation {
     }
 }
 
-/// Loads a run folder's data and last checkpoint and evaluates it.
+/// Loads a run folder's data and checkpoint (`which`) and evaluates it.
 pub fn evaluate_run<B: Backend>(
     cfg: &ExperimentConfig,
     run_dir: &Path,
+    which: Which,
     device_label: &str,
     device: &B::Device,
 ) -> Result<Evaluation> {
-    let data = crate::data_setup::load(&cfg.data, cfg.seed, false, cfg.model.in_channels)?;
-    let ck = crate::checkpoint::find(run_dir)?;
-    let model = crate::train::build_for_checkpoint::<B>(
-        cfg,
-        data.num_classes(),
-        data.id_train.height,
-        device,
-    )?;
-    let model = crate::checkpoint::load_model(&ck, model, device)?;
+    let (model, data, _) = super::load_run::<B>(cfg, run_dir, which, device)?;
     evaluate(&model, cfg, &data, device_label, device)
 }

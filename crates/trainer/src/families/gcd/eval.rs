@@ -1,0 +1,331 @@
+//! GCD evaluation, "v2" protocol: one Hungarian matching over all classes, then the
+//! accuracy of all, old-class and new-class images, on the unlabelled training images (the
+//! papers' transductive number) and on the test split. Model selection never looks at
+//! new-class labels: the last epoch is evaluated. `[gcd] estimate_k = true` adds GCD's
+//! class-number estimate (Brent search on k-means accuracy of the labelled subset). OOD sets
+//! in `[[data.ood]]` are scored ProtoGCD-style (all old and new classes count as known) with
+//! MSP, MaxLogit, Energy, CE-to-uniform, the top-1/top-2 probability ratio and the margin.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use burn::prelude::*;
+use serde::Serialize;
+use unseen_data::Rng;
+use unseen_eval::estimate_k::{estimate_k_gcd, EstimateKConfig};
+use unseen_eval::gcd::gcd_accuracy_v2;
+use unseen_eval::kmeans::{
+    l2_normalize_rows, nearest_centers, semi_supervised_kmeans, SsKMeansConfig,
+};
+
+use super::config::GcdSection;
+use super::model::{features_logits, GcdModel};
+use super::GcdData;
+use crate::config::ExperimentConfig;
+use crate::run::checkpoint::Which;
+use crate::run::io::write_atomic;
+
+/// All / old / new accuracy (v2 protocol); `None` where a subset is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AccuracyJson {
+    /// All images.
+    pub all: f64,
+    /// Old-class images.
+    pub old: Option<f64>,
+    /// New-class images.
+    pub new: Option<f64>,
+}
+
+/// The `gcd` section of `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GcdMetrics {
+    /// How the accuracy is computed.
+    pub protocol: String,
+    /// How predictions are made (`argmax of the prototype logits` or `semi-supervised
+    /// k-means`).
+    pub predictor: String,
+    /// Old classes.
+    pub old_classes: usize,
+    /// New classes.
+    pub new_classes: usize,
+    /// Labelled training images.
+    pub labelled: usize,
+    /// On the unlabelled training images (the papers' number).
+    pub unlabelled: AccuracyJson,
+    /// On the test split.
+    pub test: AccuracyJson,
+    /// GCD's class-number estimate, when asked.
+    pub estimated_k: Option<usize>,
+    /// The true number of classes.
+    pub true_k: usize,
+}
+
+/// One OOD score on one OOD set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GcdOodRow {
+    /// OOD set.
+    pub dataset: String,
+    /// Score (`msp`, `maxlogit`, `energy`, `ce_uniform`, `ratio`, `margin`).
+    pub score: String,
+    /// Metrics (OOD positive for FPR@95, as the rest of Unseen).
+    pub metrics: unseen_eval::OodMetrics,
+}
+
+/// `metrics.json` of a GCD run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GcdMetricsFile {
+    /// Run name.
+    pub run: String,
+    /// Recipe.
+    pub recipe: String,
+    /// Device.
+    pub device: String,
+    /// Seed.
+    pub seed: u64,
+    /// Category-discovery accuracy.
+    pub gcd: GcdMetrics,
+    /// ProtoGCD's OOD extension (empty without `[[data.ood]]`).
+    pub ood: Vec<GcdOodRow>,
+    /// Wall time of training and evaluation (absent from `trainer eval`).
+    pub train_seconds: Option<f64>,
+}
+
+/// A finished evaluation.
+pub struct GcdEvaluation {
+    /// What goes to `metrics.json`.
+    pub metrics: GcdMetricsFile,
+    /// Unlabelled-train and test predictions: (set, index in the set, label, is_old,
+    /// prediction).
+    pub predictions: Vec<(&'static str, usize, usize, bool, usize)>,
+}
+
+impl GcdEvaluation {
+    /// Human-readable summary.
+    pub fn summary(&self, m: &GcdMetricsFile) -> String {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}", 100.0 * v));
+        let g = &m.gcd;
+        let mut s = format!(
+            "{} [{}]: {} old + {} new classes ({})\n{:<12} {:>7} {:>7} {:>7}\n",
+            m.run, m.recipe, g.old_classes, g.new_classes, g.protocol, "set", "All", "Old", "New"
+        );
+        for (name, a) in [("unlabelled", g.unlabelled), ("test", g.test)] {
+            s += &format!(
+                "{:<12} {:>7} {:>7} {:>7}\n",
+                name,
+                f(Some(a.all)),
+                f(a.old),
+                f(a.new)
+            );
+        }
+        if let Some(k) = g.estimated_k {
+            s += &format!("estimated K = {k} (true K = {})\n", g.true_k);
+        }
+        for r in &m.ood {
+            s += &format!(
+                "OOD {:<20} {:<10} AUROC {:.2} FPR@95 {:.2}\n",
+                r.dataset,
+                r.score,
+                100.0 * r.metrics.auroc,
+                100.0 * r.metrics.fpr95
+            );
+        }
+        if let Some(t) = m.train_seconds {
+            s += &format!("{t:.1}s\n");
+        }
+        s
+    }
+}
+
+fn acc_json(a: unseen_eval::gcd::GcdAccuracy) -> AccuracyJson {
+    AccuracyJson {
+        all: a.all,
+        old: a.old,
+        new: a.new,
+    }
+}
+
+/// ID scores (higher = more in-distribution) of ProtoGCD's OOD extension, from cosine logits
+/// scaled by the training temperature 0.1.
+fn ood_scores(logits: &[f32], k: usize) -> Vec<(&'static str, Vec<f32>)> {
+    let t = 0.1f32;
+    let mut out: Vec<(&'static str, Vec<f32>)> =
+        ["msp", "maxlogit", "energy", "ce_uniform", "ratio", "margin"]
+            .iter()
+            .map(|n| (*n, Vec::with_capacity(logits.len() / k)))
+            .collect();
+    for r in logits.chunks(k) {
+        let z: Vec<f32> = r.iter().map(|v| v / t).collect();
+        let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+        let mut p: Vec<f32> = z.iter().map(|v| (v - lse).exp()).collect();
+        let mean_logp = z.iter().map(|v| v - lse).sum::<f32>() / k as f32;
+        p.sort_by(|a, b| b.partial_cmp(a).unwrap());
+        let (p1, p2) = (p[0], if k > 1 { p[1] } else { 0.0 });
+        let maxlogit = r.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let vals = [p1, maxlogit, t * lse, -mean_logp, p1 / (p2 + 1e-6), p1 - p2];
+        for (o, v) in out.iter_mut().zip(vals) {
+            o.1.push(v);
+        }
+    }
+    out
+}
+
+/// Evaluates a trained model (see the module docs). `kmeans`: the method predicts with
+/// semi-supervised k-means on the backbone features (and scores no OOD sets) rather than
+/// with its prototype classifier.
+pub fn evaluate<B: Backend>(
+    model: &GcdModel<B>,
+    cfg: &ExperimentConfig,
+    sec: &GcdSection,
+    data: &GcdData,
+    kmeans: bool,
+    device_label: &str,
+    device: &B::Device,
+) -> Result<GcdEvaluation> {
+    let bs = cfg.eval.batch_size.max(1);
+    let unl = Arc::new(data.split.unlabelled.clone());
+    let test = Arc::new(data.test.set.clone());
+    let (feat_u, logits_u) = features_logits(model, &unl, cfg, bs, device)?;
+    let (feat_t, logits_t) = features_logits(model, &test, cfg, bs, device)?;
+    let k = data.split.num_classes();
+    let y_u: Vec<usize> = unl.labels.iter().map(|&l| l as usize).collect();
+    let y_t: Vec<usize> = test.labels.iter().map(|&l| l as usize).collect();
+    let mut rng = Rng::stream(cfg.seed, "gcd-eval");
+    let mut uniform = || rng.next_f64();
+    // L2-normalised backbone features of labelled + unlabelled training images, with the
+    // labelled images' classes: the input of semi-supervised k-means (GCD's
+    // test_kmeans_semi_sup) and of the class-number estimate. Computed once, when needed.
+    let clustering_input = if kmeans || sec.estimate_k {
+        let lab = Arc::new(data.split.labelled.clone());
+        let feat_l = features_logits(model, &lab, cfg, bs, device)?.0;
+        let d = feat_l.width;
+        let mut x = feat_l.values;
+        x.extend_from_slice(&feat_u.values);
+        l2_normalize_rows(&mut x, d)?;
+        let labels: Vec<Option<usize>> = lab
+            .labels
+            .iter()
+            .map(|&l| Some(l as usize))
+            .chain(std::iter::repeat_n(None, unl.len()))
+            .collect();
+        Some((x, d, labels))
+    } else {
+        None
+    };
+    let (pred_u, pred_t, predictor) = match (&clustering_input, kmeans) {
+        (Some((x, d, labels)), true) => {
+            // Test images go to the nearest centre.
+            let mut km = SsKMeansConfig::new(k);
+            km.n_init = sec.kmeans_n_init;
+            let res = semi_supervised_kmeans(x, *d, labels, &km, &mut uniform)?;
+            let pred_u = res.assignments[data.split.labelled.len()..].to_vec();
+            let mut xt = feat_t.values.clone();
+            l2_normalize_rows(&mut xt, *d)?;
+            let pred_t = nearest_centers(&xt, *d, &res.centers)?;
+            (
+                pred_u,
+                pred_t,
+                "semi-supervised k-means on backbone features",
+            )
+        }
+        _ => (
+            logits_u.argmax(),
+            logits_t.argmax(),
+            "argmax of the prototype logits",
+        ),
+    };
+    let acc_u = gcd_accuracy_v2(&y_u, &pred_u, &data.split.is_old)?;
+    let acc_t = gcd_accuracy_v2(&y_t, &pred_t, &data.test.is_old)?;
+    let estimated_k = match (&clustering_input, sec.estimate_k) {
+        (Some((x, d, labels)), true) => {
+            let mut ek = EstimateKConfig::new(sec.max_k.unwrap_or(2 * k));
+            ek.n_init = sec.kmeans_n_init;
+            Some(estimate_k_gcd(x, *d, labels, &ek, &mut uniform)?.k)
+        }
+        _ => None,
+    };
+    let mut ood = Vec::new();
+    if !kmeans && !data.ood.is_empty() {
+        let id_scores = ood_scores(&logits_t.values, k);
+        for (name, set) in &data.ood {
+            let o = features_logits(model, set, cfg, bs, device)?.1;
+            for ((score, id), (_, od)) in id_scores.iter().zip(ood_scores(&o.values, k)) {
+                ood.push(GcdOodRow {
+                    dataset: name.clone(),
+                    score: score.to_string(),
+                    metrics: unseen_eval::metrics::ood_metrics(id, &od)?,
+                });
+            }
+        }
+    }
+    let mut predictions = Vec::new();
+    for (i, (&y, &p)) in y_u.iter().zip(&pred_u).enumerate() {
+        predictions.push(("unlabelled", i, y, data.split.is_old[i], p));
+    }
+    for (i, (&y, &p)) in y_t.iter().zip(&pred_t).enumerate() {
+        predictions.push(("test", i, y, data.test.is_old[i], p));
+    }
+    Ok(GcdEvaluation {
+        metrics: GcdMetricsFile {
+            run: cfg.name.clone(),
+            recipe: cfg.recipe.clone(),
+            device: device_label.into(),
+            seed: cfg.seed,
+            gcd: GcdMetrics {
+                protocol: "v2: one Hungarian matching over all classes, then All/Old/New".into(),
+                predictor: predictor.into(),
+                old_classes: data.split.num_old,
+                new_classes: data.split.num_new(),
+                labelled: data.num_labelled,
+                unlabelled: acc_json(acc_u),
+                test: acc_json(acc_t),
+                estimated_k,
+                true_k: k,
+            },
+            ood,
+            train_seconds: None,
+        },
+        predictions,
+    })
+}
+
+/// `trainer eval` on a GCD run: re-evaluates the checkpoint `which` into `<run>/eval/`
+/// (`metrics.json`, and with `save_scores` `predictions.csv`:
+/// `set,index,label,is_old,prediction`). Returns the summary.
+///
+/// # Errors
+/// No such checkpoint, data that cannot be loaded, or unwritable files.
+pub fn evaluate_run<B: Backend>(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    which: Which,
+    device_label: &str,
+    device: &B::Device,
+    save_scores: bool,
+) -> Result<String> {
+    let run = super::load_run::<B>(cfg, run_dir, which, device)?;
+    let ev = evaluate(
+        &run.model,
+        cfg,
+        &run.sec,
+        &run.data,
+        run.method.classifier.is_none(),
+        device_label,
+        device,
+    )?;
+    let out = run_dir.join(which.eval_dir());
+    std::fs::create_dir_all(&out)?;
+    write_atomic(
+        &out.join("metrics.json"),
+        (serde_json::to_string_pretty(&ev.metrics)? + "\n").as_bytes(),
+    )?;
+    if save_scores {
+        let mut csv = String::from("set,index,label,is_old,prediction\n");
+        for (set, i, y, old, p) in &ev.predictions {
+            csv += &format!("{set},{i},{y},{},{p}\n", *old as u8);
+        }
+        write_atomic(&out.join("predictions.csv"), csv.as_bytes())?;
+    }
+    Ok(ev.summary(&ev.metrics) + &format!("wrote {}", out.display()))
+}

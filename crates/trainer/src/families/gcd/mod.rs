@@ -1,0 +1,526 @@
+//! Generalized category discovery: the `gcd`, `simgcd` and `protogcd` methods ([`methods`])
+//! on the one driver.
+//!
+//! **Data.** `data.id` is the whole labelled dataset (old and new classes). `[gcd]` picks
+//! the old classes and the labelled fraction of their training images
+//! (`unseen_data::splits::gcd`); the unlabelled training set holds the rest of the old
+//! classes and every image of the new ones. Labels are remapped old-first (`0..old`, then
+//! `old..K`), as GCD's `get_datasets.py`. Batches mix labelled and unlabelled images with
+//! SimGCD's class-balanced sampler (each draw labelled with probability 1/2), two views
+//! each (the `[data.augment]` pipeline drawn twice).
+//!
+//! **Model** ([`model::GcdModel`]): the backbone, SimGCD's `DINOHead` projector and a cosine
+//! prototype classifier. **Losses**: one per method file. **Evaluation** ([`eval`]): GCD's
+//! "v2" protocol on the unlabelled training images and the test split, after training and
+//! every `train.eval_every` epochs. **Export** ([`export`]): the official
+//! `nn.Sequential(backbone, DINOHead)`.
+
+pub mod config;
+pub mod eval;
+pub mod export;
+pub mod methods;
+pub mod model;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use unseen_data::multiview::{MultiViewEpochIter, MultiViewLoader, Sampling};
+use unseen_data::sampler::WeightedSampler;
+use unseen_data::splits::gcd::GcdSplit;
+use unseen_data::transforms::views::ViewAugment;
+use unseen_data::{ImageSet, Rng};
+
+use crate::config::ExperimentConfig;
+use crate::run::build::freeze;
+use crate::run::checkpoint::{self, Best, Which};
+use crate::run::family::{Evaluated, Family, StepLoss, StepValues};
+use crate::run::io::write_atomic;
+use crate::run::optim::lr_at;
+use crate::run::tb::TbLogger;
+use config::GcdSection;
+use eval::GcdEvaluation;
+use methods::{GcdBatch, GcdMethod, GcdMethodDef};
+use model::GcdModel;
+
+/// What a registered method says about itself, once its keys are parsed.
+#[derive(Debug, Clone)]
+pub struct MethodInfo {
+    /// Its cosine classifier's name in the official code, `None` for k-means prediction.
+    pub classifier: Option<&'static str>,
+    /// The export layout.
+    pub layout: &'static str,
+    /// The method's keys with the parsed values.
+    pub table: toml::Table,
+}
+
+/// The registered methods' names and descriptions.
+pub fn methods() -> Vec<(&'static str, &'static str)> {
+    struct Names(Vec<(&'static str, &'static str)>);
+    impl methods::Visitor for Names {
+        fn method<M: GcdMethodDef>(&mut self, name: &'static str, about: &'static str) {
+            self.0.push((name, about));
+        }
+    }
+    let mut v = Names(Vec::new());
+    methods::registry(&mut v);
+    v.0
+}
+
+/// Whether `recipe` is one of this family's methods.
+pub fn has(recipe: &str) -> bool {
+    methods().iter().any(|(n, _)| *n == recipe)
+}
+
+/// The `[gcd]` section of `cfg` (defaults when absent), checked.
+///
+/// # Errors
+/// A value of the wrong type (named with its path) or out of range.
+pub fn section(cfg: &ExperimentConfig) -> Result<GcdSection> {
+    let sec: GcdSection = match &cfg.gcd {
+        Some(t) => crate::families::parse_table(t, "gcd")?,
+        None => GcdSection::default(),
+    };
+    sec.validate().map_err(|e| anyhow::anyhow!("[gcd]: {e}"))?;
+    Ok(sec)
+}
+
+/// Parses and checks the method's keys of `[gcd]` (`sec.method`).
+///
+/// # Errors
+/// An unknown key, a value out of range, or `init_prototypes` for a method without
+/// prototypes.
+pub fn method_info(cfg: &ExperimentConfig, sec: &GcdSection) -> Result<MethodInfo> {
+    struct Find<'a> {
+        recipe: &'a str,
+        table: &'a toml::Table,
+        out: Option<Result<MethodInfo>>,
+    }
+    impl methods::Visitor for Find<'_> {
+        fn method<M: GcdMethodDef>(&mut self, name: &'static str, _about: &'static str) {
+            if name != self.recipe {
+                return;
+            }
+            let parse = || -> Result<MethodInfo> {
+                let m: M = crate::families::parse_table(self.table, "gcd")?;
+                m.check().map_err(|e| anyhow::anyhow!("[gcd]: {e}"))?;
+                Ok(MethodInfo {
+                    classifier: m.classifier(),
+                    layout: m.layout(),
+                    table: crate::families::to_table(&m)?,
+                })
+            };
+            self.out = Some(parse());
+        }
+    }
+    for (key, value) in &sec.method {
+        let owners = owners_of(key, value);
+        if !owners.is_empty() && !owners.contains(&cfg.recipe.as_str()) {
+            bail!(
+                "[gcd]: `{key}` is a setting of {}; recipe `{}` does not use it",
+                owners
+                    .iter()
+                    .map(|o| format!("`{o}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                cfg.recipe
+            );
+        }
+    }
+    let mut f = Find {
+        recipe: &cfg.recipe,
+        table: &sec.method,
+        out: None,
+    };
+    methods::registry(&mut f);
+    let info = f
+        .out
+        .with_context(|| format!("`{}` is not a category-discovery method", cfg.recipe))??;
+    if sec.init_prototypes && info.classifier.is_none() {
+        bail!(
+            "[gcd]: init_prototypes applies to methods with a prototype classifier (simgcd, \
+             protogcd); `{}` predicts with k-means",
+            cfg.recipe
+        );
+    }
+    Ok(info)
+}
+
+/// The methods whose parameters include `key` (with a value of `value`'s type).
+fn owners_of(key: &str, value: &toml::Value) -> Vec<&'static str> {
+    struct Owners {
+        table: toml::Table,
+        found: Vec<&'static str>,
+    }
+    impl methods::Visitor for Owners {
+        fn method<M: GcdMethodDef>(&mut self, name: &'static str, _about: &'static str) {
+            if crate::families::parse_table::<M>(&self.table, "gcd").is_ok() {
+                self.found.push(name);
+            }
+        }
+    }
+    let mut table = toml::Table::new();
+    table.insert(key.to_string(), value.clone());
+    let mut o = Owners {
+        table,
+        found: Vec::new(),
+    };
+    methods::registry(&mut o);
+    o.found
+}
+
+/// Checks the family's parts of `cfg` and records `[gcd]` with the parsed values.
+///
+/// # Errors
+/// See [`section`] and [`method_info`]; `[data.train_preprocess]` (GCD evaluates on its
+/// training images).
+pub fn resolve(mut cfg: ExperimentConfig) -> Result<ExperimentConfig> {
+    if cfg.data.train_preprocess.is_some() {
+        bail!(
+            "[data.train_preprocess]: category discovery evaluates on its training images, \
+             which must therefore be preprocessed as the test images; remove the table and \
+             use [data.preprocess]"
+        );
+    }
+    let mut sec = section(&cfg)?;
+    sec.method = method_info(&cfg, &sec)?.table;
+    cfg.gcd = Some(crate::families::to_table(&sec)?);
+    Ok(cfg)
+}
+
+fn build_method<B: AutodiffBackend>(
+    cfg: &ExperimentConfig,
+    sec: &GcdSection,
+) -> Result<Box<dyn GcdMethod<B>>> {
+    struct Build<'a, B: AutodiffBackend> {
+        recipe: &'a str,
+        table: &'a toml::Table,
+        out: Option<Result<Box<dyn GcdMethod<B>>>>,
+    }
+    impl<B: AutodiffBackend> methods::Visitor for Build<'_, B> {
+        fn method<M: GcdMethodDef>(&mut self, name: &'static str, _about: &'static str) {
+            if name == self.recipe {
+                self.out = Some(
+                    crate::families::parse_table::<M>(self.table, "gcd").map(|m| m.build::<B>()),
+                );
+            }
+        }
+    }
+    let mut b = Build::<B> {
+        recipe: &cfg.recipe,
+        table: &sec.method,
+        out: None,
+    };
+    methods::registry(&mut b);
+    b.out
+        .with_context(|| format!("`{}` is not a category-discovery method", cfg.recipe))?
+}
+
+/// Everything the loop and the evaluation need about the data.
+pub struct GcdData {
+    /// The labelled / unlabelled split of the training images.
+    pub split: GcdSplit,
+    /// Labelled then unlabelled training images, as one set.
+    pub merged: Arc<ImageSet>,
+    /// The first `num_labelled` images of `merged` are labelled.
+    pub num_labelled: usize,
+    /// The test split with old/new flags.
+    pub test: unseen_data::splits::gcd::GcdEval,
+    /// OOD test sets.
+    pub ood: Vec<(String, Arc<ImageSet>)>,
+}
+
+/// Loads `data.id` (train and test), splits it as `[gcd]` says, and the OOD sets.
+///
+/// # Errors
+/// Data that cannot be read or split.
+pub fn load_data(cfg: &ExperimentConfig, sec: &GcdSection) -> Result<GcdData> {
+    let load = |r, train, what: &str| {
+        crate::run::data::load_dataset(r, train, cfg.seed, what, &cfg.data.preprocess)
+    };
+    let train = load(&cfg.data.id, true, "data.id")?;
+    let test = load(&cfg.data.id, false, "data.id")?;
+    if train.channels != cfg.model.in_channels {
+        bail!(
+            "data.id has {} channel(s) but model.in_channels is {}",
+            train.channels,
+            cfg.model.in_channels
+        );
+    }
+    let split = GcdSplit::new(&train, &sec.split(), cfg.seed).context("[gcd] split")?;
+    let test = split.test(&test).context("[gcd] split of the test set")?;
+    let merged = split.merged();
+    let mut ood = Vec::new();
+    for (i, o) in cfg.data.ood.iter().enumerate() {
+        let s = load(&o.dataset, false, &format!("data.ood[{i}] ({})", o.name))?;
+        ood.push((o.name.clone(), Arc::new(s)));
+    }
+    Ok(GcdData {
+        num_labelled: merged.num_labelled,
+        merged: Arc::new(merged.set),
+        split,
+        test,
+        ood,
+    })
+}
+
+/// The GCD family during a run.
+pub struct GcdFamily<B: AutodiffBackend> {
+    cfg: ExperimentConfig,
+    sec: GcdSection,
+    info: MethodInfo,
+    data: GcdData,
+    method: Box<dyn GcdMethod<B>>,
+    loader: MultiViewLoader,
+    epoch: Option<MultiViewEpochIter>,
+    device: B::Device,
+    device_label: String,
+    total: usize,
+    warmup: usize,
+    loss_sum: f64,
+    steps: usize,
+}
+
+/// Loads the data, builds the network (with `model.weights` unless resuming) and the method.
+///
+/// # Errors
+/// Bad data, weights or parameters, or a batch larger than the training set.
+pub fn setup<B: AutodiffBackend>(
+    cfg: &ExperimentConfig,
+    resume: bool,
+    device_label: &str,
+    device: &B::Device,
+) -> Result<(GcdFamily<B>, GcdModel<B>)> {
+    let sec = section(cfg)?;
+    let info = method_info(cfg, &sec)?;
+    let data = load_data(cfg, &sec)?;
+    let k = data.split.num_classes();
+    let img = data.merged.height;
+    let mut model = model::build_model::<B>(cfg, &sec, k, img, device, !resume)?;
+    if sec.init_prototypes && !resume {
+        model = model::init_prototypes(model, &data, cfg, device)?;
+    }
+    let method = build_method::<B>(cfg, &sec)?;
+    let t = &cfg.train;
+    let sampler = WeightedSampler::gcd_balanced(
+        data.num_labelled,
+        data.merged.len() - data.num_labelled,
+        cfg.seed,
+    )?;
+    let loader = MultiViewLoader::contrastive(
+        data.merged.clone(),
+        ViewAugment::from_augment(&cfg.data.augment),
+        2,
+        t.batch_size,
+        Sampling::Weighted(sampler),
+        true,
+        cfg.seed,
+    )
+    .context("GCD training loader")?;
+    let bpe = loader.batches_per_epoch();
+    if bpe == 0 {
+        bail!(
+            "train.batch_size ({}) is larger than the training set ({} images)",
+            t.batch_size,
+            data.merged.len()
+        );
+    }
+    Ok((
+        GcdFamily {
+            cfg: cfg.clone(),
+            sec,
+            info,
+            data,
+            method,
+            loader,
+            epoch: None,
+            device: device.clone(),
+            device_label: device_label.to_string(),
+            total: bpe * t.epochs,
+            warmup: bpe * t.warmup_epochs,
+            loss_sum: 0.0,
+            steps: 0,
+        },
+        model,
+    ))
+}
+
+impl Evaluated for GcdEvaluation {
+    fn record(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(&self.metrics)?)
+    }
+
+    fn line(&self) -> String {
+        let u = self.metrics.gcd.unlabelled;
+        format!("unlabelled All {:.2}%", 100.0 * u.all)
+    }
+}
+
+impl<B: AutodiffBackend> Family<B> for GcdFamily<B> {
+    type Model = GcdModel<B>;
+    type Eval = GcdEvaluation;
+
+    fn steps_per_epoch(&self) -> usize {
+        self.loader.batches_per_epoch()
+    }
+
+    fn lr(&self, step: usize) -> f64 {
+        let t = &self.cfg.train;
+        lr_at(step, self.total, self.warmup, t.lr, t.min_lr_ratio)
+    }
+
+    fn start_epoch(&mut self, epoch: usize, first: usize) -> Result<()> {
+        self.epoch = Some(self.loader.epoch_from(epoch, first));
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        model: &GcdModel<B>,
+        epoch: usize,
+        _step: usize,
+        _rng: &mut Rng,
+    ) -> Result<StepLoss<B>> {
+        let batch = self
+            .epoch
+            .as_mut()
+            .and_then(|it| it.next())
+            .context("the epoch has no batch left")?;
+        let n = batch.len();
+        let x = batch.views_tensor::<B>(&self.device);
+        let labels = batch.labels_tensor::<B>(&self.device);
+        let mask: Vec<bool> = batch
+            .indices
+            .iter()
+            .map(|&i| i < self.data.num_labelled)
+            .collect();
+        let mask_f: Vec<f32> = mask.iter().map(|&m| m as u8 as f32).collect();
+        let b = GcdBatch {
+            labels,
+            labelled: Tensor::from_data(TensorData::new(mask, [n]), &self.device),
+            labelled_f: Tensor::from_data(TensorData::new(mask_f, [n]), &self.device),
+            n,
+        };
+        let f = model.forward(x);
+        let (loss, terms) = self.method.loss(f, model, b, epoch);
+        Ok(StepLoss {
+            loss,
+            terms: terms
+                .into_iter()
+                .map(|(name, v)| (format!("loss/{name}"), v))
+                .collect(),
+            stats: Vec::new(),
+        })
+    }
+
+    fn record(&mut self, values: &StepValues) {
+        self.loss_sum += values.loss as f64;
+        self.steps += 1;
+    }
+
+    fn end_epoch(&mut self, _tb: &mut TbLogger, _step: usize, _seconds: f64) -> String {
+        let line = format!("loss {:.4}", self.loss_sum / self.steps.max(1) as f64);
+        (self.loss_sum, self.steps) = (0.0, 0);
+        line
+    }
+
+    fn eval_every_steps(&self) -> usize {
+        self.cfg.train.eval_every * self.loader.batches_per_epoch()
+    }
+
+    fn evaluate(
+        &mut self,
+        model: &GcdModel<B>,
+        step: usize,
+        tb: &mut TbLogger,
+    ) -> Result<GcdEvaluation> {
+        let ev = eval::evaluate(
+            &model.valid(),
+            &self.cfg,
+            &self.sec,
+            &self.data,
+            self.info.classifier.is_none(),
+            &self.device_label,
+            &self.device,
+        )?;
+        let g = &ev.metrics.gcd;
+        for (set, acc) in [("unlabelled", g.unlabelled), ("test", g.test)] {
+            tb.scalar(&format!("gcd/{set}/all"), acc.all, step);
+            if let Some(o) = acc.old {
+                tb.scalar(&format!("gcd/{set}/old"), o, step);
+            }
+            if let Some(nw) = acc.new {
+                tb.scalar(&format!("gcd/{set}/new"), nw, step);
+            }
+        }
+        Ok(ev)
+    }
+
+    fn loaded(&self, mut model: GcdModel<B>) -> GcdModel<B> {
+        model.backbone = freeze(&self.cfg.model, model.backbone);
+        model
+    }
+
+    fn finish(
+        &mut self,
+        eval: GcdEvaluation,
+        _best: Option<&Best>,
+        train_seconds: f64,
+        run_dir: &Path,
+    ) -> Result<String> {
+        let mut metrics = eval.metrics.clone();
+        metrics.train_seconds = Some(train_seconds);
+        write_atomic(
+            &run_dir.join("metrics.json"),
+            (serde_json::to_string_pretty(&metrics)? + "\n").as_bytes(),
+        )?;
+        Ok(eval.summary(&metrics))
+    }
+}
+
+/// A GCD run's checkpoint with the data and settings it was trained with.
+pub struct RunModel<B: Backend> {
+    /// The network.
+    pub model: GcdModel<B>,
+    /// The data split.
+    pub data: GcdData,
+    /// Optimisation steps of the checkpoint.
+    pub step: usize,
+    /// `[gcd]`.
+    pub sec: GcdSection,
+    /// The method.
+    pub method: MethodInfo,
+}
+
+/// Loads `run_dir`'s checkpoint `which` into the config's network (and the run's data split).
+///
+/// # Errors
+/// No such checkpoint, a corrupt one, or data that cannot be loaded.
+pub fn load_run<B: Backend>(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    which: Which,
+    device: &B::Device,
+) -> Result<RunModel<B>> {
+    let sec = section(cfg)?;
+    let method = method_info(cfg, &sec)?;
+    let dir = match which {
+        Which::Last => checkpoint::find(run_dir)?,
+        Which::Best => checkpoint::find_best(run_dir)?.0,
+    };
+    let data = load_data(cfg, &sec)?;
+    let k = data.split.num_classes();
+    let model = model::build_model::<B>(cfg, &sec, k, data.merged.height, device, false)?;
+    let step = checkpoint::load_state(&dir).map_or(0, |s| s.step);
+    let model = checkpoint::load_model(&dir, model, device)?;
+    Ok(RunModel {
+        model,
+        data,
+        step,
+        sec,
+        method,
+    })
+}

@@ -1,0 +1,407 @@
+//! The method families, and the one place that dispatches on them.
+//!
+//! A family ([`ood`], [`gcd`], [`ossl`]) owns its config section, model, evaluation and
+//! export layout, implements [`crate::run::family::Family`] for the driver, and keeps a
+//! registry of its methods (`families/<family>/methods/mod.rs`, one line per method). This
+//! module finds the family of a `recipe` from those registries and routes `train`, `eval`,
+//! `export` and `embed --run` to it; nothing else in the crate matches on the family.
+
+pub mod gcd;
+pub mod ood;
+pub mod ossl;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use unseen_backbones::Backbone;
+
+use crate::config::ExperimentConfig;
+use crate::run::checkpoint::Which;
+use crate::run::run_dir::TrainOptions;
+
+/// The families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyKind {
+    /// ID classification with OOD detection ([`ood`]).
+    Ood,
+    /// Generalized category discovery ([`gcd`]).
+    Gcd,
+    /// Open-set semi-supervised learning ([`ossl`]).
+    Ossl,
+}
+
+impl FamilyKind {
+    /// The family's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FamilyKind::Ood => "OOD classifier",
+            FamilyKind::Gcd => "category discovery",
+            FamilyKind::Ossl => "open-set SSL",
+        }
+    }
+}
+
+/// Every registered method: `(recipe name, family, one-line description)`.
+pub fn methods() -> Vec<(&'static str, FamilyKind, &'static str)> {
+    let tag = |kind, list: Vec<(&'static str, &'static str)>| {
+        list.into_iter()
+            .map(move |(n, about)| (n, kind, about))
+            .collect::<Vec<_>>()
+    };
+    let mut all = tag(FamilyKind::Ood, ood::methods());
+    all.extend(tag(FamilyKind::Gcd, gcd::methods()));
+    all.extend(tag(FamilyKind::Ossl, ossl::methods()));
+    all
+}
+
+/// The family whose registry holds `recipe`.
+///
+/// # Errors
+/// An unknown recipe; the message lists the known ones by family.
+pub fn family_of(recipe: &str) -> Result<FamilyKind> {
+    if ood::has(recipe) {
+        return Ok(FamilyKind::Ood);
+    }
+    if gcd::has(recipe) {
+        return Ok(FamilyKind::Gcd);
+    }
+    if ossl::has(recipe) {
+        return Ok(FamilyKind::Ossl);
+    }
+    let list = [FamilyKind::Ood, FamilyKind::Gcd, FamilyKind::Ossl]
+        .iter()
+        .map(|k| {
+            let names: Vec<&str> = methods()
+                .into_iter()
+                .filter(|m| m.1 == *k)
+                .map(|m| m.0)
+                .collect();
+            format!("{}: {}", k.name(), names.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    bail!("at `recipe`: unknown method {recipe:?}; the known ones are {list}")
+}
+
+/// Checks what the family of `cfg.recipe` owns (its section, the method's parameters, the
+/// tables it needs or refuses) and returns `cfg` with those sections resolved: every value
+/// the method reads written out, as `config.toml` records it.
+///
+/// # Errors
+/// An unknown recipe, an unknown key (named with its path), a value out of range, or a
+/// table that does not apply.
+pub fn resolve(mut cfg: ExperimentConfig) -> Result<ExperimentConfig> {
+    let kind = family_of(&cfg.recipe)?;
+    // Every resolved config before the family registries wrote `label_smoothing = 0.0` into
+    // `[loss]`, whatever the recipe; it meant "off", so such run folders still load.
+    if cfg.loss.get("label_smoothing").and_then(|v| v.as_float()) == Some(0.0) {
+        cfg.loss.remove("label_smoothing");
+    }
+    let name = &cfg.recipe;
+    let tables = [
+        ("[loss]", !cfg.loss.is_empty(), FamilyKind::Ood),
+        ("[gcd]", cfg.gcd.is_some(), FamilyKind::Gcd),
+        ("[ossl]", cfg.ossl.is_some(), FamilyKind::Ossl),
+    ];
+    for (table, given, owner) in tables {
+        if given && owner != kind {
+            bail!(
+                "{table} applies to the {} methods; recipe `{name}` is a {} method: remove it",
+                owner.name(),
+                kind.name()
+            );
+        }
+    }
+    match kind {
+        FamilyKind::Ood => ood::resolve(cfg),
+        FamilyKind::Gcd => gcd::resolve(cfg),
+        FamilyKind::Ossl => ossl::resolve(cfg),
+    }
+}
+
+/// Reads a config file, applies `--set` overrides and resolves it ([`resolve`]).
+///
+/// # Errors
+/// See [`crate::config::load`] and [`resolve`]; the message names the file.
+pub fn load_config(path: &Path, overrides: &[String]) -> Result<ExperimentConfig> {
+    use anyhow::Context;
+    resolve(crate::config::load(path, overrides)?)
+        .with_context(|| format!("invalid config {}", path.display()))
+}
+
+/// Parses a method's or family's table with its keys' paths in errors
+/// (`at `gcd.memax_weight`: invalid type ...`).
+///
+/// # Errors
+/// A key of the wrong type, or unknown to a struct that denies unknown fields.
+pub fn parse_table<T: DeserializeOwned>(table: &toml::Table, prefix: &str) -> Result<T> {
+    serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{path}")
+        };
+        anyhow::anyhow!("at `{path}`: {}", e.into_inner())
+    })
+}
+
+/// A parsed table written back as TOML.
+///
+/// # Errors
+/// A value TOML cannot hold.
+pub fn to_table<T: Serialize>(value: &T) -> Result<toml::Table> {
+    match toml::Value::try_from(value)? {
+        toml::Value::Table(t) => Ok(t),
+        other => bail!("expected a table, got {other}"),
+    }
+}
+
+/// Trains `cfg` on `device` (see [`crate::run::driver`]); returns the summary. The run
+/// folder is created only once the data, the weights and the method are ready.
+///
+/// # Errors
+/// Anything the family's setup or the driver reports.
+pub fn train<B: AutodiffBackend>(
+    cfg: ExperimentConfig,
+    opts: &TrainOptions,
+    device: B::Device,
+) -> Result<String> {
+    let started = Instant::now();
+    let cfg = resolve(cfg)?;
+    B::seed(&device, cfg.seed);
+    let label = &opts.device_label;
+    let resume = opts.resume.is_some();
+    use crate::run::driver::train as drive;
+    match family_of(&cfg.recipe)? {
+        FamilyKind::Ood => {
+            let (fam, model) = ood::setup::<B>(&cfg, label, &device)?;
+            drive(&cfg, opts, &device, fam, model, started)
+        }
+        FamilyKind::Gcd => {
+            let (fam, model) = gcd::setup::<B>(&cfg, resume, label, &device)?;
+            drive(&cfg, opts, &device, fam, model, started)
+        }
+        FamilyKind::Ossl => {
+            let (fam, model) = ossl::setup::<B>(&cfg, label, &device)?;
+            drive(&cfg, opts, &device, fam, model, started)
+        }
+    }
+}
+
+/// `trainer eval`: re-evaluates a run's checkpoint `which` into `<run>/eval/` (or
+/// `eval_best/`); with `save_scores` the per-image file (`scores.csv` or `predictions.csv`).
+/// Returns the summary.
+///
+/// # Errors
+/// No such checkpoint, data that cannot be loaded, or unwritable files.
+pub fn evaluate_run<B: Backend>(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    which: Which,
+    device_label: &str,
+    device: &B::Device,
+    save_scores: bool,
+) -> Result<String> {
+    match family_of(&cfg.recipe)? {
+        FamilyKind::Ood => {
+            let ev = ood::eval::evaluate_run::<B>(cfg, run_dir, which, device_label, device)?;
+            let out = run_dir.join(which.eval_dir());
+            std::fs::create_dir_all(&out)?;
+            ev.write(&out, cfg)?;
+            let mut s = ev.summary();
+            if save_scores {
+                ev.write_scores(&out.join("scores.csv"))?;
+                s += &format!("\nscores: {}", out.join("scores.csv").display());
+            }
+            Ok(s + &format!("\nwrote {}", out.display()))
+        }
+        FamilyKind::Gcd => {
+            gcd::eval::evaluate_run::<B>(cfg, run_dir, which, device_label, device, save_scores)
+        }
+        FamilyKind::Ossl => {
+            ossl::eval::evaluate_run::<B>(cfg, run_dir, which, device_label, device, save_scores)
+        }
+    }
+}
+
+/// `trainer export`: a run's checkpoint `which` in its family's layout, on the CPU.
+///
+/// # Errors
+/// No such checkpoint, data that cannot be loaded, or an existing output without
+/// `overwrite`.
+pub fn export_run(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    which: Which,
+    out: &Path,
+    overwrite: bool,
+) -> Result<Vec<PathBuf>> {
+    type B = burn::backend::Flex;
+    let device = Default::default();
+    match family_of(&cfg.recipe)? {
+        FamilyKind::Ood => {
+            ood::export::export_run::<B>(cfg, run_dir, which, out, overwrite, &device)
+        }
+        FamilyKind::Gcd => {
+            gcd::export::export_run::<B>(cfg, run_dir, which, out, overwrite, &device)
+        }
+        FamilyKind::Ossl => {
+            ossl::export::export_run::<B>(cfg, run_dir, which, out, overwrite, &device)
+        }
+    }
+}
+
+/// The backbone of a run's last checkpoint (open-set SSL: its EMA weights), for `trainer
+/// embed --run`.
+///
+/// # Errors
+/// No checkpoint, a corrupt one, or data that cannot be loaded.
+pub fn load_backbone<B: Backend>(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    device: &B::Device,
+) -> Result<Backbone<B>> {
+    Ok(match family_of(&cfg.recipe)? {
+        FamilyKind::Ood => ood::load_run::<B>(cfg, run_dir, Which::Last, device)?.0,
+        FamilyKind::Gcd => {
+            gcd::load_run::<B>(cfg, run_dir, Which::Last, device)?
+                .model
+                .backbone
+        }
+        FamilyKind::Ossl => {
+            ossl::load_run::<B>(cfg, run_dir, Which::Last, device)?
+                .model
+                .backbone
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+name = "t"
+recipe = "oe"
+[model]
+name = "resnet_small"
+in_channels = 1
+[data]
+id_name = "mnist-0-5"
+[data.augment]
+mean = [0.13]
+std = [0.31]
+[data.id]
+source = "mnist"
+path = "x"
+classes = "0-5"
+[data.outliers]
+source = "fashion-mnist"
+path = "y"
+[train]
+epochs = 2
+batch_size = 8
+lr = 0.1
+"#;
+
+    fn resolved(text: &str) -> Result<ExperimentConfig> {
+        resolve(crate::config::from_str(text)?)
+    }
+
+    #[test]
+    fn methods_know_their_tables() {
+        let c = resolved(MINIMAL).unwrap();
+        assert!(c.loss.is_empty(), "{:?}", c.loss);
+        let c = resolved(&MINIMAL.replace("lr = 0.1", "lr = 0.1\n[loss]\noe_lambda = 1")).unwrap();
+        assert_eq!(c.loss["oe_lambda"].as_float(), Some(1.0));
+        // A key of another method is unknown to this one, with its path.
+        let e = format!(
+            "{:#}",
+            resolved(&MINIMAL.replace("lr = 0.1", "lr = 0.1\n[loss]\nbetta = 5")).unwrap_err()
+        );
+        assert!(
+            e.contains("loss") && e.contains("unknown field `betta`"),
+            "{e}"
+        );
+        // A key of another method is dropped (earlier versions ignored it): the quickstart's
+        // `oe_lambda` under `--set recipe=supervised`.
+        let c = resolved(&MINIMAL.replace("lr = 0.1", "lr = 0.1\n[loss]\nbeta = 5")).unwrap();
+        assert!(c.loss.is_empty(), "{:?}", c.loss);
+        // Label smoothing 0, as every earlier resolved config wrote it, is accepted.
+        let c = resolved(&MINIMAL.replace("lr = 0.1", "lr = 0.1\n[loss]\nlabel_smoothing = 0.0"))
+            .unwrap();
+        assert!(c.loss.is_empty());
+        // Another method's parameter (label smoothing is supervised's and MixOE's) is
+        // dropped with a warning, not applied to OE.
+        let c = resolved(&MINIMAL.replace("lr = 0.1", "lr = 0.1\n[loss]\nlabel_smoothing = 0.1"))
+            .unwrap();
+        assert!(c.loss.is_empty(), "{:?}", c.loss);
+        // An unknown recipe lists the registered ones.
+        let e = format!(
+            "{:#}",
+            resolved(&MINIMAL.replace("\"oe\"", "\"oee\"")).unwrap_err()
+        );
+        assert!(
+            e.contains("unknown method \"oee\"") && e.contains("mixoe"),
+            "{e}"
+        );
+        // A family table given to another family's method.
+        let e = format!(
+            "{:#}",
+            resolved(&MINIMAL.replace("lr = 0.1", "lr = 0.1\n[gcd]\nold_classes = \"0-2\""))
+                .unwrap_err()
+        );
+        assert!(
+            e.contains("[gcd] applies to the category discovery methods"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn oe_without_outliers_is_rejected() {
+        let text = MINIMAL.replace(
+            "[data.outliers]\nsource = \"fashion-mnist\"\npath = \"y\"\n",
+            "",
+        );
+        let err = format!("{:#}", resolved(&text).unwrap_err());
+        assert!(err.contains("needs auxiliary outliers"), "{err}");
+        resolved(&text.replace("\"oe\"", "\"supervised\"")).unwrap();
+    }
+
+    #[test]
+    fn resolved_configs_resolve_to_themselves() {
+        let c = resolved(MINIMAL).unwrap();
+        assert_eq!(resolved(&c.to_toml().unwrap()).unwrap(), c);
+    }
+
+    #[test]
+    fn every_shipped_config_parses_and_validates() {
+        // configs/**/*.toml: the quickstart, the CPU configs and every paper config must load
+        // (unknown keys, bad values and recipe/section mismatches are load errors), and a
+        // resolved config must resolve to itself (what `--resume` compares).
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut dirs = vec![root];
+        let mut n = 0;
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "toml") {
+                    let c =
+                        load_config(&p, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+                    let again = resolved(&c.to_toml().unwrap()).unwrap();
+                    assert_eq!(again, c, "{}", p.display());
+                    n += 1;
+                }
+            }
+        }
+        assert!(n >= 30, "only {n} configs found");
+    }
+}

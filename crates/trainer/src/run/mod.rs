@@ -1,0 +1,19 @@
+//! What every run shares, whatever its family: the one training loop ([`driver`]) and the
+//! hooks a family gives it ([`family`]), the run folder ([`run_dir`]), checkpoints, the
+//! optimiser and schedules, TensorBoard, file writes, devices, building a backbone, the one
+//! inference path ([`infer`]), EMA, data loading, export files and Ctrl-C.
+
+pub mod build;
+pub mod checkpoint;
+pub mod data;
+pub mod device;
+pub mod driver;
+pub mod ema;
+pub mod export;
+pub mod family;
+pub mod infer;
+pub mod interrupt;
+pub mod io;
+pub mod optim;
+pub mod run_dir;
+pub mod tb;

@@ -1,0 +1,129 @@
+//! The run folder and how a run was asked to go: options, the folder's creation or reuse,
+//! the errors that stop a run on purpose, and the epoch progress bar.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::ExperimentConfig;
+
+/// How `train` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Device label for `metrics.json` (`cpu`, `cuda:0`, ...).
+    pub device_label: String,
+    /// Continue this run folder from its last checkpoint.
+    pub resume: Option<PathBuf>,
+    /// Replace an existing run folder.
+    pub overwrite: bool,
+    /// Testing aid: stop the process right after this many epochs are checkpointed, as if
+    /// it had been killed (the CLI exits with code 3).
+    pub halt_after_epochs: Option<usize>,
+    /// Testing aid: behave as if Ctrl-C arrived during this (1-based) step: the step is
+    /// finished, a checkpoint written and [`Interrupted`] returned.
+    pub interrupt_after_steps: Option<usize>,
+    /// No progress bar or per-epoch lines.
+    pub quiet: bool,
+}
+
+/// Returned (as an error) when `halt_after_epochs` stopped the run on purpose.
+#[derive(Debug, thiserror::Error)]
+#[error("run halted on request after {0} checkpointed epoch(s)")]
+pub struct Halted(pub usize);
+
+/// Returned when Ctrl-C (SIGINT) or SIGTERM stopped the run: the step in progress was
+/// finished and checkpointed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "interrupted after step {step} (epoch {epoch}); the checkpoint {checkpoint} holds it: \
+     continue with `trainer train --resume {run}`"
+)]
+pub struct Interrupted {
+    /// Steps done.
+    pub step: usize,
+    /// The epoch in progress (1-based).
+    pub epoch: usize,
+    /// The checkpoint written.
+    pub checkpoint: String,
+    /// The run folder.
+    pub run: String,
+}
+
+/// Returned when the loss stops being finite.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the loss became {value} at epoch {epoch}, step {step} ({terms}); training stopped. The last \
+     good checkpoint is kept in {checkpoint} ({done} epoch(s) done). Lower `train.lr`, set \
+     `train.grad_clip`, or check the data"
+)]
+pub struct NonFiniteLoss {
+    /// The offending value.
+    pub value: f32,
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Global step.
+    pub step: usize,
+    /// The loss terms at that step.
+    pub terms: String,
+    /// Last checkpoint folder.
+    pub checkpoint: String,
+    /// Epochs in that checkpoint.
+    pub done: usize,
+}
+
+/// The progress bar of one epoch of `steps` steps (hidden with `--quiet`):
+/// `epoch 3/10 [=====>    ] 40/100 loss 0.1234 (12s)`.
+pub fn epoch_bar(quiet: bool, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
+    bar
+}
+
+/// Prepares the run folder of every training loop: refuses to clobber an existing one
+/// unless asked (`--overwrite`) and writes `config.toml` into a new one; on `--resume`,
+/// checks that the folder is a run and that `cfg` is the config it was started with.
+pub fn prepare_run_dir(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<PathBuf> {
+    if let Some(dir) = &opts.resume {
+        if !dir.join("config.toml").exists() {
+            bail!(
+                "cannot resume: {} is not a run folder (no config.toml in it)",
+                dir.display()
+            );
+        }
+        let saved = crate::config::load(&dir.join("config.toml"), &[])
+            .with_context(|| format!("cannot read the saved config of {}", dir.display()))?;
+        if saved != *cfg {
+            bail!(
+                "the config differs from the one {} was started with; resume without --config \
+                 (the saved config is used) or start a new run",
+                dir.display()
+            );
+        }
+        return Ok(dir.clone());
+    }
+    let dir = cfg.run_dir();
+    if dir.exists() {
+        if !opts.overwrite {
+            bail!(
+                "run folder {} already exists; continue it with `--resume {}`, replace it with \
+                 `--overwrite`, or pick another name with `--set name=...`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::run::io::write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    Ok(dir)
+}
