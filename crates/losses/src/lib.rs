@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | [`ce`] | cross-entropy with label smoothing (Szegedy et al., CVPR 2016) | PyTorch `F.cross_entropy(label_smoothing=ε)` |
 //! | [`oe`] | Hendrycks et al., *Deep Anomaly Detection with Outlier Exposure*, ICLR 2019; Liu et al., *Energy-based Out-of-distribution Detection*, NeurIPS 2020 | `hendrycks/outlier-exposure` `CIFAR/oe_tune.py`; `wetliu/energy_ood` `CIFAR/train.py` |
+//! | [`logitnorm`] | Wei et al., *Mitigating Neural Network Overconfidence with Logit Normalization*, ICML 2022 | `hongxin001/logitnorm_ood` `common/loss_function.py` (`LogitNormLoss`) |
 //! | [`mixoe`] | Zhang et al., *Mixture Outlier Exposure*, WACV 2023 | `zjysteven/MixOE` `train/train_mixoe.py` |
 //! | [`supcon`] | Khosla et al., *Supervised Contrastive Learning*, NeurIPS 2020; SimCLR InfoNCE (Chen et al., ICML 2020) | `CVMI-Lab/SimGCD` `model.py` (`SupConLoss`, `info_nce_logits`) |
 //! | [`simgcd`] | Wen et al., *Parametric Classification for Generalized Category Discovery*, ICCV 2023 | `CVMI-Lab/SimGCD` `model.py`, `train.py` |
@@ -29,6 +30,7 @@ pub mod ce;
 pub mod common;
 pub mod fixmatch;
 pub mod iomatch;
+pub mod logitnorm;
 pub mod mixoe;
 pub mod oe;
 pub mod ops;

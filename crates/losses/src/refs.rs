@@ -1,7 +1,8 @@
-//! Test-only access to `tests/fixtures/gcd_ossl_refs.json`, written once by
-//! `tests/fixtures/make_gcd_ossl_refs.py` (PyTorch implementations of the reference code;
-//! the script's header records the command and versions). Paths are `/`-separated keys,
-//! e.g. `"simgcd/epoch10_memax2/total"`.
+//! Test-only access to the committed torch fixtures under `tests/fixtures/`:
+//! `gcd_ossl_refs.json` (written once by `make_gcd_ossl_refs.py`) and `logitnorm_refs.json`
+//! (written once by `make_logitnorm_refs.py`); each script's header records the command and
+//! versions. The files' top-level objects are merged into one tree, so paths are
+//! `/`-separated keys, e.g. `"simgcd/epoch10_memax2/total"` or `"logitnorm/hand/tau1/loss"`.
 
 use std::sync::OnceLock;
 
@@ -9,18 +10,44 @@ use burn::prelude::*;
 use burn::tensor::{TensorData, Tolerance};
 use serde_json::Value;
 
-static JSON: &str = include_str!("../tests/fixtures/gcd_ossl_refs.json");
+/// Every fixture file, by name; their top-level keys must not collide.
+static FILES: [(&str, &str); 2] = [
+    (
+        "gcd_ossl_refs.json",
+        include_str!("../tests/fixtures/gcd_ossl_refs.json"),
+    ),
+    (
+        "logitnorm_refs.json",
+        include_str!("../tests/fixtures/logitnorm_refs.json"),
+    ),
+];
 
 fn root() -> &'static Value {
     static ROOT: OnceLock<Value> = OnceLock::new();
-    ROOT.get_or_init(|| serde_json::from_str(JSON).expect("gcd_ossl_refs.json parses"))
+    ROOT.get_or_init(|| {
+        let mut merged = serde_json::Map::new();
+        for (name, text) in FILES {
+            let value: Value =
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("{name} parses: {e}"));
+            let Value::Object(map) = value else {
+                panic!("{name}: the top level is not an object");
+            };
+            for (key, v) in map {
+                assert!(
+                    merged.insert(key.clone(), v).is_none(),
+                    "{name}: top-level key `{key}` is also in another fixture file"
+                );
+            }
+        }
+        Value::Object(merged)
+    })
 }
 
 /// The JSON value at `path`.
 pub(crate) fn get(path: &str) -> &'static Value {
     path.split('/').fold(root(), |v, key| {
         v.get(key)
-            .unwrap_or_else(|| panic!("gcd_ossl_refs.json has no key `{key}` in `{path}`"))
+            .unwrap_or_else(|| panic!("the fixtures have no key `{key}` in `{path}`"))
     })
 }
 

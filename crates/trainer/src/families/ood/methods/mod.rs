@@ -8,6 +8,7 @@
 //! [`OodMethodDef`], a config, and one line in [`registry`] (`docs/adding-a-method.md`).
 
 pub mod energy_oe;
+pub mod logitnorm;
 pub mod mixoe;
 pub mod oe;
 pub mod supervised;
@@ -83,6 +84,7 @@ pub fn registry(v: &mut impl Visitor) {
         "mixoe",
         "Mixture Outlier Exposure (Zhang et al., WACV 2023)",
     );
+    v.method::<logitnorm::LogitNorm>("logitnorm", "logit normalisation (Wei et al., ICML 2022)");
 }
 
 /// Forwards ID images and outliers **in one pass** (one set of BatchNorm statistics, as
