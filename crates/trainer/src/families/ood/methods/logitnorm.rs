@@ -12,7 +12,8 @@ use unseen_losses::logitnorm::{logitnorm_loss, LogitNormConfig};
 
 use super::{OodMethod, OodMethodDef, StepBatch, StepOutput};
 
-/// The LogitNorm method. `[loss]` keys: `tau` (0.04, the official CIFAR-10 value).
+/// The LogitNorm method. `[loss]` keys: `tau` (0.04, as OpenOOD v1.5's
+/// `train_logitnorm.yml`; see [`LogitNormConfig`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogitNorm {
