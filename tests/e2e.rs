@@ -1224,6 +1224,12 @@ fn gcd_recipes_train_evaluate_and_write_recomputable_predictions() {
         let run = tmp.path().join(format!("{recipe}_mnist"));
         let m = metrics(&run);
         let g = &m["gcd"];
+        let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+        let want = format!(
+            "| unlabelled (the papers' number) | {:.2} |",
+            100.0 * g["unlabelled"]["all"].as_f64().unwrap()
+        );
+        assert!(report.contains(&want), "{recipe}: {report}");
         assert_eq!(g["old_classes"], 5, "{recipe}");
         assert_eq!(g["new_classes"], 5, "{recipe}");
         // 24 per class: half of the 5 x 24 old-class images are labelled.

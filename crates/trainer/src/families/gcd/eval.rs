@@ -135,6 +135,66 @@ impl GcdEvaluation {
         }
         s
     }
+
+    /// `report.md` for the metrics `m` (the evaluation's, with the run's wall time).
+    pub fn report_markdown(&self, m: &GcdMetricsFile) -> String {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}", 100.0 * v));
+        let g = &m.gcd;
+        let mut s = format!(
+            "# {}\n\nRecipe `{}`, seed {}, device `{}`; {} old + {} new classes, {} labelled \
+             training images. Predictions: {}. Accuracy protocol: {}.\n\n\
+             | set | All | Old | New |\n|---|---|---|---|\n",
+            m.run,
+            m.recipe,
+            m.seed,
+            m.device,
+            g.old_classes,
+            g.new_classes,
+            g.labelled,
+            g.predictor,
+            g.protocol
+        );
+        for (name, a) in [
+            ("unlabelled (the papers' number)", g.unlabelled),
+            ("test", g.test),
+        ] {
+            s += &format!(
+                "| {name} | {} | {} | {} |\n",
+                f(Some(a.all)),
+                f(a.old),
+                f(a.new)
+            );
+        }
+        if let Some(k) = g.estimated_k {
+            s += &format!("\nEstimated number of classes: {k} (true: {}).\n", g.true_k);
+        }
+        if !m.ood.is_empty() {
+            s += "\n## OOD sets (every old and new class counts as known)\n\n\
+                  | OOD set | score | AUROC | FPR@95 |\n|---|---|---|---|\n";
+            for r in &m.ood {
+                s += &format!(
+                    "| {} | {} | {:.2} | {:.2} |\n",
+                    r.dataset,
+                    r.score,
+                    100.0 * r.metrics.auroc,
+                    100.0 * r.metrics.fpr95
+                );
+            }
+        }
+        s
+    }
+
+    /// Writes `metrics.json` and `report.md` for the metrics `m` into `dir`.
+    ///
+    /// # Errors
+    /// Unwritable files.
+    pub fn write(&self, m: &GcdMetricsFile, dir: &Path) -> Result<()> {
+        write_atomic(
+            &dir.join("metrics.json"),
+            (serde_json::to_string_pretty(m)? + "\n").as_bytes(),
+        )?;
+        write_atomic(&dir.join("report.md"), self.report_markdown(m).as_bytes())
+    }
 }
 
 fn acc_json(a: unseen_eval::gcd::GcdAccuracy) -> AccuracyJson {
@@ -316,10 +376,7 @@ pub fn evaluate_run<B: Backend>(
     )?;
     let out = run_dir.join(which.eval_dir());
     std::fs::create_dir_all(&out)?;
-    write_atomic(
-        &out.join("metrics.json"),
-        (serde_json::to_string_pretty(&ev.metrics)? + "\n").as_bytes(),
-    )?;
+    ev.write(&ev.metrics, &out)?;
     if save_scores {
         let mut csv = String::from("set,index,label,is_old,prediction\n");
         for (set, i, y, old, p) in &ev.predictions {

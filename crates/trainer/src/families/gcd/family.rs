@@ -22,7 +22,6 @@ use crate::config::ExperimentConfig;
 use crate::run::build::freeze;
 use crate::run::checkpoint::Best;
 use crate::run::family::{Evaluated, Family, StepLoss, StepValues};
-use crate::run::io::write_atomic;
 use crate::run::optim::lr_at;
 use crate::run::tb::TbLogger;
 
@@ -232,10 +231,7 @@ impl<B: AutodiffBackend> Family<B> for GcdFamily<B> {
     ) -> Result<String> {
         let mut metrics = eval.metrics.clone();
         metrics.train_seconds = Some(train_seconds);
-        write_atomic(
-            &run_dir.join("metrics.json"),
-            (serde_json::to_string_pretty(&metrics)? + "\n").as_bytes(),
-        )?;
+        eval.write(&metrics, run_dir)?;
         Ok(eval.summary(&metrics))
     }
 }
