@@ -18,13 +18,13 @@ use super::{forward_joint, OodMethod, OodMethodDef, StepBatch, StepOutput};
 pub struct EnergyOe {
     /// Weight of the margin term (0.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub energy_weight: Option<f32>,
+    pub energy_weight: Option<f64>,
     /// ID margin m_in (−23 for CIFAR-10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub m_in: Option<f32>,
+    pub m_in: Option<f64>,
     /// Outlier margin m_out (−5 for CIFAR-10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub m_out: Option<f32>,
+    pub m_out: Option<f64>,
 }
 
 impl EnergyOe {
@@ -32,13 +32,13 @@ impl EnergyOe {
     pub fn config(&self) -> EnergyOeConfig {
         let mut c = EnergyOeConfig::new();
         if let Some(v) = self.energy_weight {
-            c.weight = v;
+            c.weight = v as f32;
         }
         if let Some(v) = self.m_in {
-            c.m_in = v;
+            c.m_in = v as f32;
         }
         if let Some(v) = self.m_out {
-            c.m_out = v;
+            c.m_out = v as f32;
         }
         c
     }

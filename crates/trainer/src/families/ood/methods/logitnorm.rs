@@ -19,7 +19,7 @@ use super::{OodMethod, OodMethodDef, StepBatch, StepOutput};
 pub struct LogitNorm {
     /// Temperature τ of the normalised logits (0.04).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tau: Option<f32>,
+    pub tau: Option<f64>,
 }
 
 impl LogitNorm {
@@ -27,7 +27,7 @@ impl LogitNorm {
     pub fn config(&self) -> LogitNormConfig {
         let mut c = LogitNormConfig::new();
         if let Some(t) = self.tau {
-            c.tau = t;
+            c.tau = t as f32;
         }
         c
     }

@@ -27,13 +27,13 @@ pub struct MixOe {
     pub mix: Option<String>,
     /// Beta(α, α) parameter (1 for mixup, 2 for CutMix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alpha: Option<f32>,
+    pub alpha: Option<f64>,
     /// Weight β of the soft cross-entropy (5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub beta: Option<f32>,
+    pub beta: Option<f64>,
     /// Label smoothing of the ID cross-entropy.
     #[serde(default)]
-    pub label_smoothing: f32,
+    pub label_smoothing: f64,
 }
 
 impl MixOe {
@@ -44,9 +44,9 @@ impl MixOe {
         } else {
             MixOp::Mixup
         };
-        let mut c = MixOeConfig::new(op).with_alpha(self.alpha);
+        let mut c = MixOeConfig::new(op).with_alpha(self.alpha.map(|a| a as f32));
         if let Some(b) = self.beta {
-            c.beta = b;
+            c.beta = b as f32;
         }
         c
     }
@@ -76,7 +76,7 @@ impl OodMethodDef for MixOe {
         Box::new(MixOeStep {
             cfg: self.config(),
             num_classes,
-            label_smoothing: self.label_smoothing,
+            label_smoothing: self.label_smoothing as f32,
         })
     }
 }

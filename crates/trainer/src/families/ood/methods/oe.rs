@@ -17,7 +17,7 @@ use super::{forward_joint, OodMethod, OodMethodDef, StepBatch, StepOutput};
 pub struct OutlierExposure {
     /// Weight λ of the uniform cross-entropy (0.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oe_lambda: Option<f32>,
+    pub oe_lambda: Option<f64>,
 }
 
 impl OutlierExposure {
@@ -25,7 +25,7 @@ impl OutlierExposure {
     pub fn config(&self) -> OutlierExposureConfig {
         let mut c = OutlierExposureConfig::new();
         if let Some(v) = self.oe_lambda {
-            c.lambda = v;
+            c.lambda = v as f32;
         }
         c
     }
