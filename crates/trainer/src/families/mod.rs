@@ -174,6 +174,12 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<String> {
     let started = Instant::now();
     let cfg = resolve(cfg)?;
+    if let Some(dir) = &opts.resume {
+        // Compared resolved, so a folder written by an earlier version (which recorded its
+        // config in another form) resumes with the config it was started with.
+        let saved = resolve(crate::run::run_dir::saved_config(dir)?)?;
+        crate::run::run_dir::check_resume(dir, saved, &cfg)?;
+    }
     B::seed(&device, cfg.seed);
     let label = &opts.device_label;
     let resume = opts.resume.is_some();

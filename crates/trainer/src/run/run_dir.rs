@@ -1,7 +1,7 @@
 //! The run folder and how a run was asked to go: options, the folder's creation or reuse,
 //! the errors that stop a run on purpose, and the epoch progress bar.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -88,26 +88,46 @@ pub fn epoch_bar(quiet: bool, steps: usize, epoch: usize, epochs: usize) -> Prog
     bar
 }
 
+/// The config a run folder was started with (`<dir>/config.toml`), as written.
+///
+/// # Errors
+/// `dir` is not a run folder, or its config cannot be read.
+pub fn saved_config(dir: &Path) -> Result<ExperimentConfig> {
+    let p = dir.join("config.toml");
+    if !p.exists() {
+        bail!(
+            "cannot resume: {} is not a run folder (no config.toml in it)",
+            dir.display()
+        );
+    }
+    crate::config::load(&p, &[])
+        .with_context(|| format!("cannot read the saved config of {}", dir.display()))
+}
+
+/// Refuses to resume `dir` with a config `cfg` other than the one it was started with
+/// (`saved`, compared in the same form as `cfg`: the caller resolves both).
+///
+/// # Errors
+/// The configs differ.
+pub fn check_resume(dir: &Path, saved: ExperimentConfig, cfg: &ExperimentConfig) -> Result<()> {
+    if saved != *cfg {
+        bail!(
+            "the config differs from the one {} was started with; resume without --config \
+             (the saved config is used) or start a new run",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Prepares the run folder of every training loop: refuses to clobber an existing one
 /// unless asked (`--overwrite`) and writes `config.toml` into a new one; on `--resume`,
-/// checks that the folder is a run and that `cfg` is the config it was started with.
+/// checks that the folder is a run (that `cfg` is its config, [`check_resume`] checks).
 pub fn prepare_run_dir(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<PathBuf> {
     if let Some(dir) = &opts.resume {
-        if !dir.join("config.toml").exists() {
-            bail!(
-                "cannot resume: {} is not a run folder (no config.toml in it)",
-                dir.display()
-            );
-        }
-        let saved = crate::config::load(&dir.join("config.toml"), &[])
-            .with_context(|| format!("cannot read the saved config of {}", dir.display()))?;
-        if saved != *cfg {
-            bail!(
-                "the config differs from the one {} was started with; resume without --config \
-                 (the saved config is used) or start a new run",
-                dir.display()
-            );
-        }
+        // Is a run folder; whether `cfg` is its config the caller checked ([`check_resume`]
+        // on the resolved forms).
+        saved_config(dir)?;
         return Ok(dir.clone());
     }
     let dir = cfg.run_dir();
