@@ -9,8 +9,11 @@
 //! | `msp`                             | [`Msp`]      | `max_k softmax(z)_k`           | Hendrycks & Gimpel, ICLR 2017 |
 //! | `maxlogit`                        | [`MaxLogit`] | `max_k z_k`                    | Hendrycks et al., ICML 2022 |
 //! | `energy`, `energy:T=2`            | [`Energy`]   | `T · logsumexp(z / T)`         | Liu et al., NeurIPS 2020 |
+//! | `ce_uniform`                      | [`CeUniform`] | `−(1/K)·Σ_k log softmax(z)_k` | ProtoGCD's OOD scores, Ma et al., TPAMI 2025 |
+//! | `ratio`                           | [`ProbRatio`] | `p₁ / (p₂ + 10⁻⁶)`            | 〃 |
+//! | `margin`                          | [`ProbMargin`] | `p₁ − p₂`                    | 〃 |
 //!
-//! These three need nothing but logits. Detectors that need penultimate features and
+//! These need nothing but logits. Detectors that need penultimate features and
 //! statistics of the ID training set (Mahalanobis, KNN, ViM, …) implement
 //! [`Detector::fit`], which reads the training set through a [`FeatureSource`] one
 //! [`FeatureBatch`] at a time (possibly over several passes), so memory stays bounded by
@@ -20,7 +23,8 @@
 use crate::error::{EvalError, Result};
 
 /// The names [`detector_from_name`] accepts, with their parameters.
-pub const KNOWN_DETECTORS: &str = "msp, maxlogit, energy[:T=<temperature > 0>]";
+pub const KNOWN_DETECTORS: &str =
+    "msp, maxlogit, energy[:T=<temperature > 0>], ce_uniform, ratio, margin";
 
 /// A post-hoc OOD detector: scores samples from their logits (and, for some detectors,
 /// their penultimate features). Higher score = more in-distribution.
@@ -380,6 +384,87 @@ impl Detector for Energy {
     }
 }
 
+/// The two largest softmax probabilities of a row, computed in `f64` after subtracting the
+/// row maximum.
+fn top2_probs(row: &[f32]) -> (f64, f64) {
+    let max = row_max(row);
+    let e: Vec<f64> = row.iter().map(|&z| f64::from(z - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    let (mut p1, mut p2) = (f64::NEG_INFINITY, 0.0f64);
+    for &v in &e {
+        if v > p1 {
+            p2 = p1.max(0.0);
+            p1 = v;
+        } else if v > p2 {
+            p2 = v;
+        }
+    }
+    (p1 / sum, p2 / sum)
+}
+
+/// Cross-entropy from the uniform distribution to the softmax, `−(1/K)·Σ_k log p_k`: large
+/// for peaked (confident) predictions, `log K` for a flat one. Outlier Exposure trains
+/// outliers towards the uniform distribution with this term; ProtoGCD scores OOD samples
+/// with it (Ma et al., TPAMI 2025, the `ce` score of its OOD evaluation).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CeUniform;
+
+impl Detector for CeUniform {
+    fn name(&self) -> String {
+        "ce_uniform".to_string()
+    }
+
+    fn score(&self, logits: &[f32], num_classes: usize, _: Option<&[f32]>) -> Result<Vec<f32>> {
+        score_rows(logits, num_classes, |row| {
+            let max = f64::from(row_max(row));
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&z| (f64::from(z) - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            let mean_logp = row.iter().map(|&z| f64::from(z) - lse).sum::<f64>() / row.len() as f64;
+            (-mean_logp) as f32
+        })
+    }
+}
+
+/// Ratio of the two largest softmax probabilities, `p₁ / (p₂ + 10⁻⁶)` (ProtoGCD's `ratio`
+/// score; `p₂ = 0` for a single class).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProbRatio;
+
+impl Detector for ProbRatio {
+    fn name(&self) -> String {
+        "ratio".to_string()
+    }
+
+    fn score(&self, logits: &[f32], num_classes: usize, _: Option<&[f32]>) -> Result<Vec<f32>> {
+        score_rows(logits, num_classes, |row| {
+            let (p1, p2) = top2_probs(row);
+            (p1 / (p2 + 1e-6)) as f32
+        })
+    }
+}
+
+/// Margin between the two largest softmax probabilities, `p₁ − p₂` (ProtoGCD's `margin`
+/// score).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProbMargin;
+
+impl Detector for ProbMargin {
+    fn name(&self) -> String {
+        "margin".to_string()
+    }
+
+    fn score(&self, logits: &[f32], num_classes: usize, _: Option<&[f32]>) -> Result<Vec<f32>> {
+        score_rows(logits, num_classes, |row| {
+            let (p1, p2) = top2_probs(row);
+            (p1 - p2) as f32
+        })
+    }
+}
+
 /// Builds a detector from its name, optionally with parameters after a colon:
 /// `"msp"`, `"maxlogit"`, `"energy"`, `"energy:T=2.0"` (also `temperature=2.0`).
 /// Names are case-insensitive; several parameters are separated by commas (`k=v,k2=v2`).
@@ -412,6 +497,18 @@ pub fn detector_from_name(spec: &str) -> Result<Box<dyn Detector>> {
         "maxlogit" => {
             no_params(&params)?;
             Ok(Box::new(MaxLogit))
+        }
+        "ce_uniform" => {
+            no_params(&params)?;
+            Ok(Box::new(CeUniform))
+        }
+        "ratio" => {
+            no_params(&params)?;
+            Ok(Box::new(ProbRatio))
+        }
+        "margin" => {
+            no_params(&params)?;
+            Ok(Box::new(ProbMargin))
         }
         "energy" => {
             let mut energy = Energy::default();
@@ -492,6 +589,26 @@ mod tests {
     //                    3 + ln(1 + e^-1 + e^-2) = 3.40760596
     fn logits() -> Vec<f32> {
         vec![0.0, 0.0, 0.0, 3f32.ln(), 0.0, 0.0, 1.0, 2.0, 3.0]
+    }
+
+    /// Hand values. Row 0: z = [ln 3, 0, 0], p = [3/5, 1/5, 1/5]: CE to uniform
+    /// −(ln 0.6 + 2 ln 0.2)/3 = 1.2432338, ratio 0.6/0.200001, margin 0.4. Row 1 flat: ln 3,
+    /// (1/3)/(1/3 + 1e-6), 0. Shifting a row by a constant changes none of them.
+    #[test]
+    fn prototype_scores_by_hand() {
+        let z = [3f32.ln(), 0.0, 0.0, 5.0, 5.0, 5.0];
+        let ce = CeUniform.score(&z, 3, None).unwrap();
+        close(&ce, &[1.243_233_8, 3f64.ln()]);
+        let r = ProbRatio.score(&z, 3, None).unwrap();
+        close(&r, &[0.6 / 0.200_001, (1.0 / 3.0) / (1.0 / 3.0 + 1e-6)]);
+        let m = ProbMargin.score(&z, 3, None).unwrap();
+        assert!((m[0] - 0.4).abs() < 1e-6 && m[1].abs() < 1e-7, "{m:?}");
+        for name in ["ce_uniform", "ratio", "margin"] {
+            let d = detector_from_name(name).unwrap();
+            assert_eq!(d.name(), name);
+            assert!(detector_from_name(&format!("{name}:T=2")).is_err());
+            assert!(d.score(&[f32::NAN, 0.0], 2, None).is_err());
+        }
     }
 
     #[test]
@@ -589,7 +706,8 @@ mod tests {
         let err = detector_from_name("odin").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown detector `odin`; known detectors: msp, maxlogit, energy[:T=<temperature > 0>]"
+            "unknown detector `odin`; known detectors: msp, maxlogit, energy[:T=<temperature > 0>], \
+             ce_uniform, ratio, margin"
         );
     }
 

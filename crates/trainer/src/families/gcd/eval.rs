@@ -205,30 +205,30 @@ fn acc_json(a: unseen_eval::gcd::GcdAccuracy) -> AccuracyJson {
     }
 }
 
-/// ID scores (higher = more in-distribution) of ProtoGCD's OOD extension, from cosine logits
-/// scaled by the training temperature 0.1.
-fn ood_scores(logits: &[f32], k: usize) -> Vec<(&'static str, Vec<f32>)> {
-    let t = 0.1f32;
-    let mut out: Vec<(&'static str, Vec<f32>)> =
-        ["msp", "maxlogit", "energy", "ce_uniform", "ratio", "margin"]
-            .iter()
-            .map(|n| (*n, Vec::with_capacity(logits.len() / k)))
-            .collect();
-    for r in logits.chunks(k) {
-        let z: Vec<f32> = r.iter().map(|v| v / t).collect();
-        let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
-        let mut p: Vec<f32> = z.iter().map(|v| (v - lse).exp()).collect();
-        let mean_logp = z.iter().map(|v| v - lse).sum::<f32>() / k as f32;
-        p.sort_by(|a, b| b.partial_cmp(a).unwrap());
-        let (p1, p2) = (p[0], if k > 1 { p[1] } else { 0.0 });
-        let maxlogit = r.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let vals = [p1, maxlogit, t * lse, -mean_logp, p1 / (p2 + 1e-6), p1 - p2];
-        for (o, v) in out.iter_mut().zip(vals) {
-            o.1.push(v);
-        }
+/// ProtoGCD's OOD scores (Ma et al., TPAMI 2025) of cosine logits `[n, K]`, through the
+/// post-hoc [`unseen_eval::detectors::Detector`]s: MSP, CE-to-uniform, the top-1/top-2
+/// probability ratio and margin of the softmax at the training temperature 0.1 (logits
+/// scaled by 10), MaxLogit of the cosine logits, and the energy `0.1·logsumexp(l / 0.1)`
+/// (scored as `logsumexp(l / 0.1)`: a positive factor changes no ranking, hence no AUROC
+/// or FPR). Higher = more in-distribution.
+///
+/// # Errors
+/// Non-finite logits.
+fn ood_scores(logits: &[f32], k: usize) -> Result<Vec<(&'static str, Vec<f32>)>> {
+    let scaled: Vec<f32> = logits.iter().map(|v| v / 0.1).collect();
+    let mut out = Vec::new();
+    for (name, input) in [
+        ("msp", &scaled),
+        ("maxlogit", &logits.to_vec()),
+        ("energy", &scaled),
+        ("ce_uniform", &scaled),
+        ("ratio", &scaled),
+        ("margin", &scaled),
+    ] {
+        let det = unseen_eval::detectors::detector_from_name(name)?;
+        out.push((name, det.score(input, k, None)?));
     }
-    out
+    Ok(out)
 }
 
 /// Evaluates a trained model (see the module docs). `kmeans`: the method predicts with
@@ -307,10 +307,10 @@ pub fn evaluate<B: Backend>(
     };
     let mut ood = Vec::new();
     if !kmeans && !data.ood.is_empty() {
-        let id_scores = ood_scores(&logits_t.values, k);
+        let id_scores = ood_scores(&logits_t.values, k)?;
         for (name, set) in &data.ood {
             let o = features_logits(model, set, cfg, bs, device)?.1;
-            for ((score, id), (_, od)) in id_scores.iter().zip(ood_scores(&o.values, k)) {
+            for ((score, id), (_, od)) in id_scores.iter().zip(ood_scores(&o.values, k)?) {
                 ood.push(GcdOodRow {
                     dataset: name.clone(),
                     score: score.to_string(),
