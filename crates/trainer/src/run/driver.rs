@@ -75,7 +75,8 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
     let interrupted = |state: &TrainState| -> anyhow::Error {
         Interrupted {
             step: state.step,
-            epoch: state.step / spe + 1,
+            // The epoch of the last finished step.
+            epoch: state.step.saturating_sub(1) / spe + 1,
             checkpoint: checkpoint::last_dir(&run_dir).display().to_string(),
             run: run_dir.display().to_string(),
         }
@@ -84,6 +85,7 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
     let mut first = state.step % spe;
     for epoch in state.step / spe..t.epochs {
         let epoch_started = Instant::now();
+        let steps_run = spe - first;
         fam.start_epoch(epoch, first)?;
         let bar = epoch_bar(opts.quiet, spe, epoch, t.epochs);
         bar.set_position(first as u64);
@@ -142,7 +144,11 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
         state.epochs_done = epoch + 1;
         state.rng = rng.state();
         let secs = epoch_started.elapsed().as_secs_f64();
-        tb.scalar("train/steps_per_second", spe as f64 / secs, state.step);
+        tb.scalar(
+            "train/steps_per_second",
+            steps_run as f64 / secs,
+            state.step,
+        );
         let summary = fam.end_epoch(&mut tb, state.step, secs);
         let last = epoch + 1 == t.epochs;
         if (epoch + 1) % t.checkpoint_every == 0 || last || stop {
@@ -156,7 +162,7 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
                 "epoch {}/{}: {summary}, {secs:.1}s ({:.2} it/s){eval_line}",
                 epoch + 1,
                 t.epochs,
-                spe as f64 / secs
+                steps_run as f64 / secs
             );
         }
         if stop {

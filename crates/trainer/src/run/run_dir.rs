@@ -42,7 +42,7 @@ pub struct Halted(pub usize);
 pub struct Interrupted {
     /// Steps done.
     pub step: usize,
-    /// The epoch in progress (1-based).
+    /// The epoch of the last finished step (1-based).
     pub epoch: usize,
     /// The checkpoint written.
     pub checkpoint: String,
