@@ -7,7 +7,7 @@ use unseen_data::transforms::Augment;
 
 /// Datasets of an experiment: ID train/test (train and test splits of `id`), the auxiliary
 /// outliers (train split) and the OOD test sets (test splits). The dataset descriptions are
-/// `unseen_data`'s ([`DatasetRef`], [`OodSet`]), validated as an [`OodBenchmark`].
+/// `unseen_data`'s ([`DatasetRef`], [`OodSet`]), validated as an [`unseen_data::splits::OodBenchmark`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {

@@ -1,4 +1,4 @@
-//! Generalized category discovery: the `gcd`, `simgcd` and `protogcd` methods ([`methods`])
+//! Generalized category discovery: the `gcd`, `simgcd` and `protogcd` methods ([`mod@methods`])
 //! on the one driver.
 //!
 //! **Data.** `data.id` is the whole labelled dataset (old and new classes). `[gcd]` picks

@@ -1,4 +1,4 @@
-//! The OOD-classifier family: ID classification trained with one of [`methods`] (cross-
+//! The OOD-classifier family: ID classification trained with one of [`mod@methods`] (cross-
 //! entropy, the Outlier Exposure family, ...), evaluated by ID accuracy and OOD detection
 //! with every configured detector on every OOD set ([`eval`]).
 //!
