@@ -213,11 +213,9 @@ impl ExperimentConfig {
     }
 }
 
+/// A minimal valid experiment (an OE run on MNIST 0-5), for the crate's unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
+pub(crate) const MINIMAL: &str = r#"
 name = "t"
 recipe = "oe"
 [model]
@@ -240,6 +238,10 @@ epochs = 2
 batch_size = 8
 lr = 0.1
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn minimal_config_parses_with_defaults() {

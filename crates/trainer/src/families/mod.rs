@@ -292,29 +292,7 @@ pub fn load_backbone<B: Backend>(
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
-name = "t"
-recipe = "oe"
-[model]
-name = "resnet_small"
-in_channels = 1
-[data]
-id_name = "mnist-0-5"
-[data.augment]
-mean = [0.13]
-std = [0.31]
-[data.id]
-source = "mnist"
-path = "x"
-classes = "0-5"
-[data.outliers]
-source = "fashion-mnist"
-path = "y"
-[train]
-epochs = 2
-batch_size = 8
-lr = 0.1
-"#;
+    use crate::config::MINIMAL;
 
     fn resolved(text: &str) -> Result<ExperimentConfig> {
         resolve(crate::config::from_str(text)?)
