@@ -22,6 +22,7 @@ use unseen_backbones::Backbone;
 
 use crate::config::ExperimentConfig;
 use crate::run::checkpoint::Which;
+use crate::run::io::write_atomic;
 use crate::run::run_dir::TrainOptions;
 
 /// The families.
@@ -201,8 +202,9 @@ pub fn train<B: AutodiffBackend>(
 }
 
 /// `trainer eval`: re-evaluates a run's checkpoint `which` into `<run>/eval/` (or
-/// `eval_best/`); with `save_scores` the per-image file (`scores.csv` or `predictions.csv`).
-/// Returns the summary.
+/// `eval_best/`: `metrics.json`, `report.md`); with `save_scores` the per-image file
+/// (`scores.csv` for OOD runs, `predictions.csv` for GCD and OSSL runs). Returns the
+/// summary.
 ///
 /// # Errors
 /// No such checkpoint, data that cannot be loaded, or unwritable files.
@@ -214,26 +216,34 @@ pub fn evaluate_run<B: Backend>(
     device: &B::Device,
     save_scores: bool,
 ) -> Result<String> {
-    match family_of(&cfg.recipe)? {
+    let out = run_dir.join(which.eval_dir());
+    let summary = match family_of(&cfg.recipe)? {
         FamilyKind::Ood => {
             let ev = ood::eval::evaluate_run::<B>(cfg, run_dir, which, device_label, device)?;
-            let out = run_dir.join(which.eval_dir());
-            std::fs::create_dir_all(&out)?;
             ev.write(&out, cfg)?;
-            let mut s = ev.summary();
             if save_scores {
                 ev.write_scores(&out.join("scores.csv"))?;
-                s += &format!("\nscores: {}", out.join("scores.csv").display());
             }
-            Ok(s + &format!("\nwrote {}", out.display()))
+            ev.summary()
         }
         FamilyKind::Gcd => {
-            gcd::eval::evaluate_run::<B>(cfg, run_dir, which, device_label, device, save_scores)
+            let ev = gcd::eval::evaluate_run::<B>(cfg, run_dir, which, device_label, device)?;
+            ev.write(&ev.metrics, &out)?;
+            if save_scores {
+                ev.write_predictions(&out.join("predictions.csv"))?;
+            }
+            ev.summary(&ev.metrics)
         }
         FamilyKind::Ossl => {
-            ossl::eval::evaluate_run::<B>(cfg, run_dir, which, device_label, device, save_scores)
+            let (ev, k) = ossl::eval::evaluate_run::<B>(cfg, run_dir, which, device_label, device)?;
+            ev.metrics.write(&out)?;
+            if save_scores {
+                write_atomic(&out.join("predictions.csv"), &ev.predictions_csv(k)?)?;
+            }
+            ev.metrics.summary()
         }
-    }
+    };
+    Ok(format!("{}\nwrote {}", summary.trim_end(), out.display()))
 }
 
 /// `trainer export`: a run's checkpoint `which` in its family's layout, on the CPU.

@@ -184,6 +184,19 @@ impl GcdEvaluation {
         s
     }
 
+    /// Writes `predictions.csv` (`set,index,label,is_old,prediction`, for the unlabelled
+    /// training images and the test images), from which the accuracy can be recomputed.
+    ///
+    /// # Errors
+    /// An unwritable file.
+    pub fn write_predictions(&self, path: &Path) -> Result<()> {
+        let mut csv = String::from("set,index,label,is_old,prediction\n");
+        for (set, i, y, old, p) in &self.predictions {
+            csv += &format!("{set},{i},{y},{},{p}\n", *old as u8);
+        }
+        write_atomic(path, csv.as_bytes())
+    }
+
     /// Writes `metrics.json` and `report.md` for the metrics `m` into `dir`.
     ///
     /// # Errors
@@ -350,22 +363,20 @@ pub fn evaluate<B: Backend>(
     })
 }
 
-/// `trainer eval` on a GCD run: re-evaluates the checkpoint `which` into `<run>/eval/`
-/// (`metrics.json`, and with `save_scores` `predictions.csv`:
-/// `set,index,label,is_old,prediction`). Returns the summary.
+/// `trainer eval` on a GCD run: re-evaluates the checkpoint `which` (the caller writes
+/// the files, [`GcdEvaluation::write`] and [`GcdEvaluation::write_predictions`]).
 ///
 /// # Errors
-/// No such checkpoint, data that cannot be loaded, or unwritable files.
+/// No such checkpoint, or data that cannot be loaded.
 pub fn evaluate_run<B: Backend>(
     cfg: &ExperimentConfig,
     run_dir: &Path,
     which: Which,
     device_label: &str,
     device: &B::Device,
-    save_scores: bool,
-) -> Result<String> {
+) -> Result<GcdEvaluation> {
     let run = super::load_run::<B>(cfg, run_dir, which, device)?;
-    let ev = evaluate(
+    evaluate(
         &run.model,
         cfg,
         &run.sec,
@@ -373,16 +384,5 @@ pub fn evaluate_run<B: Backend>(
         run.method.classifier.is_none(),
         device_label,
         device,
-    )?;
-    let out = run_dir.join(which.eval_dir());
-    std::fs::create_dir_all(&out)?;
-    ev.write(&ev.metrics, &out)?;
-    if save_scores {
-        let mut csv = String::from("set,index,label,is_old,prediction\n");
-        for (set, i, y, old, p) in &ev.predictions {
-            csv += &format!("{set},{i},{y},{},{p}\n", *old as u8);
-        }
-        write_atomic(&out.join("predictions.csv"), csv.as_bytes())?;
-    }
-    Ok(ev.summary(&ev.metrics) + &format!("wrote {}", out.display()))
+    )
 }

@@ -501,21 +501,19 @@ pub fn log_eval(tb: &mut TbLogger, m: &OsslMetrics, step: usize) {
     tb.scalar("eval/auroc", m.auroc, step);
 }
 
-/// `trainer eval` on an OSSL run: re-evaluates the EMA weights of the last checkpoint into
-/// `<run>/eval/`, or of the best one ([`Which::Best`]) into `<run>/eval_best/`
-/// (`metrics.json`, `report.md`, and with `save_scores` `predictions.csv`, see
-/// [`OsslEvaluation::predictions_csv`]). Returns the printable summary.
+/// `trainer eval` on an OSSL run: re-evaluates the EMA weights of the last checkpoint, or
+/// of the best one ([`Which::Best`]); returns the evaluation and `K` (the caller writes
+/// [`OsslMetricsFile::write`] and [`OsslEvaluation::predictions_csv`]).
 ///
 /// # Errors
-/// No such checkpoint in `run_dir`, data that cannot be loaded, or unwritable files.
+/// No such checkpoint in `run_dir`, or data that cannot be loaded.
 pub fn evaluate_run<B: Backend>(
     cfg: &ExperimentConfig,
     run_dir: &Path,
     which: Which,
     device_label: &str,
     device: &B::Device,
-    save_scores: bool,
-) -> Result<String> {
+) -> Result<(OsslEvaluation, usize)> {
     let run = super::load_run::<B>(cfg, run_dir, which, device)?;
     if !run.ema {
         eprintln!(
@@ -523,7 +521,6 @@ pub fn evaluate_run<B: Backend>(
             run_dir.display()
         );
     }
-    let k = run.data.split.num_seen;
     let ev = evaluate(
         &run.model,
         cfg,
@@ -534,13 +531,7 @@ pub fn evaluate_run<B: Backend>(
         device,
         run.step,
     )?;
-    let out = run_dir.join(which.eval_dir());
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    ev.metrics.write(&out)?;
-    if save_scores {
-        write_atomic(&out.join("predictions.csv"), &ev.predictions_csv(k)?)?;
-    }
-    Ok(ev.metrics.summary() + &format!("wrote {}", out.display()))
+    Ok((ev, run.data.split.num_seen))
 }
 
 #[cfg(test)]
