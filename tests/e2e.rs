@@ -169,6 +169,39 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
         std::fs::read(run3.join("metrics.json")).unwrap(),
         "metrics.json after Ctrl-C and --resume differs from the uninterrupted run"
     );
+    // A damaged last checkpoint: `--resume` falls back to the previous one (epoch 1 of the
+    // uninterrupted run, kept in checkpoints/previous/), says so, replays epoch 2 and ends
+    // with the same metrics; evaluation refuses the damaged checkpoint instead.
+    let fallback = tmp.path().join("fallback");
+    std::fs::create_dir_all(&fallback).unwrap();
+    let run4 = fallback.join("quickstart");
+    assert!(std::process::Command::new("cp")
+        .args(["-r", run.to_str().unwrap(), run4.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    let prev: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run4.join("checkpoints/previous/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(prev["epochs_done"].as_u64(), Some(1));
+    std::fs::remove_file(run4.join("metrics.json")).unwrap();
+    std::fs::write(run4.join("checkpoints/last/optim.mpk"), b"damaged").unwrap();
+    let o = trainer(&["eval", "--run", run4.to_str().unwrap()]);
+    assert_clean_failure(&o, &["is corrupt (optim.mpk"]);
+    let o = trainer(&["train", "--resume", run4.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resuming from the previous checkpoint"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(run.join("metrics.json")).unwrap(),
+        std::fs::read(run4.join("metrics.json")).unwrap(),
+        "metrics.json after falling back to the previous checkpoint differs"
+    );
+
     // A run folder without a checkpoint (stopped before its first one) says so.
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();

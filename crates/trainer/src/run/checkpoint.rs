@@ -5,7 +5,9 @@
 //! method generator's state, the best evaluation so far), whatever the family keeps besides
 //! (an EMA model, a queue) and `checksums.json`, the size and SHA-256 of every other file.
 //! The data order needs no state: each batch and its augmentation are derived from the
-//! seed, the epoch and the batch's position. A checkpoint is written into a temporary folder
+//! seed, the epoch and the batch's position. The checkpoint before the last is kept as
+//! `checkpoints/previous/`, which `--resume` falls back to when the last one is damaged
+//! ([`find_for_resume`]). A checkpoint is written into a temporary folder
 //! and renamed into place, so a crash never leaves a half-written `last/`; a file damaged
 //! later (a truncated copy, a bad disk) is caught by its checksum before burn reads it.
 //!
@@ -295,7 +297,8 @@ pub fn save<B: AutodiffBackend, M: AutodiffModule<B>>(
             state.step
         );
     }
-    crate::run::io::replace_dir(&last_dir(run_dir), |tmp| {
+    let previous = run_dir.join("checkpoints").join("previous");
+    crate::run::io::replace_dir_keeping(&last_dir(run_dir), &previous, |tmp| {
         model
             .clone()
             .save_file(tmp.join("model"), &recorder())
@@ -332,6 +335,34 @@ pub fn find(run_dir: &Path) -> Result<PathBuf> {
         })?;
     verify(&dir)?;
     Ok(dir)
+}
+
+/// The checkpoint `--resume` continues from: [`find`]'s, or, when that one is corrupt or
+/// missing, the previous checkpoint (`checkpoints/previous/`, kept by [`save`]) if it is
+/// whole, with a warning naming what was wrong. Evaluation and export never fall back: they
+/// report the damaged checkpoint ([`find`]).
+///
+/// # Errors
+/// No whole checkpoint: the error of the last one.
+pub fn find_for_resume(run_dir: &Path) -> Result<PathBuf> {
+    let err = match find(run_dir) {
+        Ok(dir) => return Ok(dir),
+        Err(e) => e,
+    };
+    let root = run_dir.join("checkpoints");
+    for dir in [
+        root.join("previous"),
+        crate::run::io::old_dir(&root.join("last")),
+    ] {
+        if dir.join("state.json").exists() && verify(&dir).is_ok() {
+            eprintln!(
+                "warning: {err:#}; resuming from the previous checkpoint {} instead",
+                dir.display()
+            );
+            return Ok(dir);
+        }
+    }
+    Err(err)
 }
 
 /// Reads `state.json`.
@@ -496,8 +527,32 @@ mod tests {
             e.contains("(extra.json: expected 2 bytes, found no such file)"),
             "{e}"
         );
+        std::fs::write(last.join("extra.json"), b"{}").unwrap();
+        // The previous checkpoint is kept, and `--resume` falls back to it, saying so;
+        // evaluation does not.
+        let state2 = TrainState {
+            epochs_done: 2,
+            step: 10,
+            ..state.clone()
+        };
+        save(dir, &net(&device), &optim(), &state2, |_| Ok(())).unwrap();
+        assert_eq!(
+            load_state(&dir.join("checkpoints/previous")).unwrap(),
+            state
+        );
+        assert_eq!(load_state(&find(dir).unwrap()).unwrap(), state2);
+        let model = dir.join("checkpoints/last/model.mpk");
+        let bytes = std::fs::read(&model).unwrap();
+        std::fs::write(&model, &bytes[..10]).unwrap();
+        assert!(find(dir).is_err());
+        assert_eq!(load_state(&find_for_resume(dir).unwrap()).unwrap(), state);
+        std::fs::write(dir.join("checkpoints/previous/state.json"), b"{}").unwrap();
+        let e = format!("{:#}", find_for_resume(dir).unwrap_err());
+        assert!(e.contains("last is corrupt (model.mpk"), "{e}");
+        std::fs::write(&model, &bytes).unwrap();
+        let last = find(dir).unwrap();
         // Without checksums.json (earlier versions) nothing is verified.
         std::fs::remove_file(last.join(CHECKSUMS)).unwrap();
-        assert_eq!(load_state(&find(dir).unwrap()).unwrap(), state);
+        assert_eq!(load_state(&find(dir).unwrap()).unwrap(), state2);
     }
 }

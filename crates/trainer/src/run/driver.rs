@@ -46,7 +46,7 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
     let mut optim = Optim::<B, F::Model>::new(&cfg.train);
     let mut state = TrainState::start(cfg.seed);
     if opts.resume.is_some() {
-        let ck = checkpoint::find(&run_dir)?;
+        let ck = checkpoint::find_for_resume(&run_dir)?;
         state = checkpoint::load_state(&ck)?;
         model = fam.loaded(checkpoint::load_model(&ck, model, device)?);
         optim = optim.load(&ck.join("optim"), device)?;

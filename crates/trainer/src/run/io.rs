@@ -32,6 +32,25 @@ pub fn old_dir(dest: &Path) -> PathBuf {
 /// `fill`'s error (the temporary folder is then removed), or a folder that cannot be
 /// created, moved or renamed.
 pub fn replace_dir(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    replace(dest, None, fill)
+}
+
+/// As [`replace_dir`], but the previous contents of `dest` become `keep` (replacing what
+/// `keep` held) instead of being removed: the last two versions stay on disk. A crash
+/// leaves `dest` complete, or the previous contents in [`old_dir`]`(dest)`, and `keep`
+/// complete or absent.
+///
+/// # Errors
+/// As [`replace_dir`].
+pub fn replace_dir_keeping(
+    dest: &Path,
+    keep: &Path,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    replace(dest, Some(keep), fill)
+}
+
+fn replace(dest: &Path, keep: Option<&Path>, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = dest
         .file_name()
         .with_context(|| format!("{} names no folder", dest.display()))?
@@ -59,7 +78,20 @@ pub fn replace_dir(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Resul
     std::fs::rename(&tmp, dest)
         .with_context(|| format!("cannot move {} into place", tmp.display()))?;
     if old.exists() {
-        std::fs::remove_dir_all(&old).ok();
+        match keep {
+            Some(keep) => {
+                if keep.exists() {
+                    std::fs::remove_dir_all(keep)
+                        .with_context(|| format!("cannot remove {}", keep.display()))?;
+                }
+                std::fs::rename(&old, keep).with_context(|| {
+                    format!("cannot move {} to {}", old.display(), keep.display())
+                })?;
+            }
+            None => {
+                std::fs::remove_dir_all(&old).ok();
+            }
+        }
     }
     Ok(())
 }
