@@ -202,6 +202,27 @@ fn oe_run_writes_the_run_folder_and_resume_is_bit_identical() {
         "metrics.json after falling back to the previous checkpoint differs"
     );
 
+    // One writer per run folder: a lock held by a live process (this test's) refuses a
+    // second `train --resume`, naming the holder; one left by a dead process is taken over.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    if !host.is_empty() {
+        let lock = run4.join(".lock");
+        std::fs::write(&lock, format!("{} {host}\n", std::process::id())).unwrap();
+        let o = trainer(&["train", "--resume", run4.to_str().unwrap(), "--quiet"]);
+        let holder = format!("in use by process {}", std::process::id());
+        assert_clean_failure(&o, &[&holder, ".lock"]);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(&lock, format!("{dead} {host}\n")).unwrap();
+        let o = trainer(&["train", "--resume", run4.to_str().unwrap(), "--quiet"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("no longer running"), "{}", stderr(&o));
+        assert!(!lock.exists(), "the lock outlived its run");
+    }
+
     // A run folder without a checkpoint (stopped before its first one) says so.
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();

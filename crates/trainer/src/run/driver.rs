@@ -23,7 +23,7 @@ use crate::run::family::{Evaluated, Family, StepValues};
 use crate::run::interrupt;
 use crate::run::optim::Optim;
 use crate::run::run_dir::{
-    epoch_bar, prepare_run_dir, Halted, Interrupted, NonFiniteLoss, TrainOptions,
+    epoch_bar, prepare_run_dir, Halted, Interrupted, NonFiniteLoss, RunLock, TrainOptions,
 };
 use crate::run::tb::TbLogger;
 
@@ -43,6 +43,7 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
     started: Instant,
 ) -> Result<String> {
     let run_dir = prepare_run_dir(cfg, opts)?;
+    let _lock = RunLock::acquire(&run_dir)?;
     let mut optim = Optim::<B, F::Model>::new(&cfg.train);
     let mut state = TrainState::start(cfg.seed);
     if opts.resume.is_some() {

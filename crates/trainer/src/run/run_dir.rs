@@ -1,6 +1,7 @@
 //! The run folder and how a run was asked to go: options, the folder's creation or reuse,
 //! the errors that stop a run on purpose, and the epoch progress bar.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -140,10 +141,117 @@ pub fn prepare_run_dir(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<Pa
                 dir.display()
             );
         }
+        RunLock::check_free(&dir)?;
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     crate::run::io::write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
     Ok(dir)
+}
+
+/// One writer per run folder: `<run>/.lock` holds the PID and host of the process training
+/// in it, created atomically (`create_new`) and removed when the lock is dropped (the run
+/// ends, stops on an error, or is interrupted). A second `train` or `--resume` on the folder
+/// is refused, naming the holder; a lock left by a process that no longer runs (killed with
+/// SIGKILL, a crash) on this host is taken over with a warning. Liveness is read from
+/// `/proc/<pid>` (Linux); elsewhere, and for a lock from another host, the lock is assumed
+/// live.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+/// The holder recorded in a lock file: `(pid, host)`.
+fn lock_holder(path: &Path) -> Option<(u32, String)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut parts = text.split_whitespace();
+    let pid = parts.next()?.parse().ok()?;
+    Some((pid, parts.next().unwrap_or("").to_string()))
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+/// Whether the lock holder `(pid, host)` may still be running.
+fn holder_alive(pid: u32, host: &str) -> bool {
+    if host != host_name() || !Path::new("/proc/self").exists() {
+        return true;
+    }
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl RunLock {
+    /// Takes the lock of `run_dir` (which must exist).
+    ///
+    /// # Errors
+    /// Another live process holds it (named), or the file cannot be written.
+    pub fn acquire(run_dir: &Path) -> Result<Self> {
+        let path = run_dir.join(".lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    writeln!(f, "{} {}", std::process::id(), host_name())
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    return Ok(Self { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Self::check_free(run_dir)?;
+                    // A stale lock: check_free said so; take it over.
+                    std::fs::remove_file(&path)
+                        .with_context(|| format!("cannot remove the stale {}", path.display()))?;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()))
+                }
+            }
+        }
+        bail!("cannot take the lock {}", path.display())
+    }
+
+    /// Checks that no live process holds `run_dir`'s lock; a stale lock is reported with a
+    /// warning (and left for [`RunLock::acquire`] to take over).
+    ///
+    /// # Errors
+    /// The holder is running (or cannot be checked: another host).
+    pub fn check_free(run_dir: &Path) -> Result<()> {
+        let path = run_dir.join(".lock");
+        if !path.exists() {
+            return Ok(());
+        }
+        match lock_holder(&path) {
+            Some((pid, host)) if holder_alive(pid, &host) => bail!(
+                "run folder {} is in use by process {pid} on {host} (lock {}): wait for it to \
+                 finish, or remove the lock if that process is gone",
+                run_dir.display(),
+                path.display()
+            ),
+            Some((pid, _)) => eprintln!(
+                "warning: taking over the lock {} of process {pid}, which is no longer running",
+                path.display()
+            ),
+            None => eprintln!(
+                "warning: taking over the unreadable lock {}",
+                path.display()
+            ),
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
