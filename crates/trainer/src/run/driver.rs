@@ -21,7 +21,7 @@ use crate::config::ExperimentConfig;
 use crate::run::checkpoint::{self, Best, TrainState};
 use crate::run::family::{Evaluated, Family, StepValues};
 use crate::run::interrupt;
-use crate::run::optim::Optim;
+use crate::run::optim::{Optim, Schedule};
 use crate::run::run_dir::{
     epoch_bar, prepare_run_dir, Halted, Interrupted, NonFiniteLoss, RunLock, TrainOptions,
 };
@@ -67,7 +67,8 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
     interrupt::install()?;
     let t = &cfg.train;
     let spe = fam.steps_per_epoch();
-    let total = spe * t.epochs;
+    let schedule = Schedule::new(t, spe);
+    let total = schedule.total;
     let eval_every = fam.eval_every_steps();
     let mut rng = Rng::from_state(state.rng);
     let mut tb = TbLogger::new(&run_dir.join("tb"))?;
@@ -94,7 +95,7 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
         let mut stop = false;
         for _ in first..spe {
             let step = state.step;
-            let lr = fam.lr(step);
+            let lr = fam.lr(step, &schedule);
             let values = match train_step(&mut fam, model, &mut optim, lr, epoch, step, &mut rng)? {
                 Ok((next, values)) => {
                     model = next;

@@ -16,6 +16,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use unseen_data::Rng;
 
+use crate::run::optim::Schedule;
 use crate::run::tb::TbLogger;
 
 /// What one step computed, before the backward pass.
@@ -101,8 +102,11 @@ pub trait Family<B: AutodiffBackend> {
     /// Optimisation steps in one epoch.
     fn steps_per_epoch(&self) -> usize;
 
-    /// The learning rate of global step `step`.
-    fn lr(&self, step: usize) -> f64;
+    /// The learning rate of global step `step` on the run's `schedule`: warm-up then cosine
+    /// ([`Schedule::cosine`]) unless the family follows another curve.
+    fn lr(&self, step: usize, schedule: &Schedule) -> f64 {
+        schedule.cosine(step)
+    }
 
     /// Positions the data so that the next step draws batch `first` of `epoch` (0 at the
     /// start of an epoch; more when a run resumes from a mid-epoch checkpoint).

@@ -93,6 +93,43 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Optim<B, M> {
     }
 }
 
+/// The learning-rate schedule of a run: the step budget and the peak rate, from `[train]`
+/// and the family's steps per epoch (the driver builds it; a family picks the curve in
+/// [`crate::run::family::Family::lr`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    /// Steps of the whole run (`steps_per_epoch × train.epochs`).
+    pub total: usize,
+    /// Warm-up steps (`steps_per_epoch × train.warmup_epochs`).
+    pub warmup: usize,
+    /// Peak learning rate (`train.lr`).
+    pub lr: f64,
+    /// Final rate of the cosine as a fraction of `lr` (`train.min_lr_ratio`).
+    pub min_ratio: f64,
+}
+
+impl Schedule {
+    /// The schedule of `train` with `steps_per_epoch` steps per epoch.
+    pub fn new(train: &TrainConfig, steps_per_epoch: usize) -> Self {
+        Self {
+            total: steps_per_epoch * train.epochs,
+            warmup: steps_per_epoch * train.warmup_epochs,
+            lr: train.lr,
+            min_ratio: train.min_lr_ratio,
+        }
+    }
+
+    /// [`lr_at`]: warm-up, then cosine to `lr·min_ratio`.
+    pub fn cosine(&self, step: usize) -> f64 {
+        lr_at(step, self.total, self.warmup, self.lr, self.min_ratio)
+    }
+
+    /// [`usb_cosine_lr`]: USB's `get_cosine_schedule_with_warmup`.
+    pub fn usb(&self, step: usize) -> f64 {
+        usb_cosine_lr(step, self.total, self.warmup, self.lr)
+    }
+}
+
 /// Learning rate at optimisation step `step` (0-based) of `total` steps: linear warm-up
 /// over `warmup` steps from `lr/warmup` to `lr`, then cosine annealing to `lr·min_ratio`:
 /// `lr_min + (lr − lr_min)·(1 + cos(π·t/T))/2` with `t` steps after warm-up out of `T`.

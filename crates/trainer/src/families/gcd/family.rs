@@ -22,7 +22,6 @@ use crate::config::ExperimentConfig;
 use crate::run::build::freeze;
 use crate::run::checkpoint::Best;
 use crate::run::family::{Evaluated, Family, StepLoss, StepValues};
-use crate::run::optim::lr_at;
 use crate::run::tb::TbLogger;
 
 /// The GCD family during a run.
@@ -36,8 +35,6 @@ pub struct GcdFamily<B: AutodiffBackend> {
     epoch: Option<MultiViewEpochIter>,
     device: B::Device,
     device_label: String,
-    total: usize,
-    warmup: usize,
     loss_sum: f64,
     steps: usize,
 }
@@ -97,8 +94,6 @@ pub fn setup<B: AutodiffBackend>(
             epoch: None,
             device: device.clone(),
             device_label: device_label.to_string(),
-            total: bpe * t.epochs,
-            warmup: bpe * t.warmup_epochs,
             loss_sum: 0.0,
             steps: 0,
         },
@@ -123,11 +118,6 @@ impl<B: AutodiffBackend> Family<B> for GcdFamily<B> {
 
     fn steps_per_epoch(&self) -> usize {
         self.loader.batches_per_epoch()
-    }
-
-    fn lr(&self, step: usize) -> f64 {
-        let t = &self.cfg.train;
-        lr_at(step, self.total, self.warmup, t.lr, t.min_lr_ratio)
     }
 
     fn start_epoch(&mut self, epoch: usize, first: usize) -> Result<()> {

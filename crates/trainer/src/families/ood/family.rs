@@ -21,7 +21,6 @@ use crate::run::build::{build_model, freeze};
 use crate::run::checkpoint;
 use crate::run::data::ExperimentData;
 use crate::run::family::{Evaluated, Family, StepLoss, StepValues};
-use crate::run::optim::lr_at;
 use crate::run::tb::TbLogger;
 
 /// Per-epoch training statistics.
@@ -42,8 +41,6 @@ pub struct OodFamily<B: AutodiffBackend> {
     epoch: Option<EpochIter>,
     device: B::Device,
     device_label: String,
-    total: usize,
-    warmup: usize,
     last_batch: usize,
     sums: EpochSums,
 }
@@ -87,7 +84,6 @@ pub fn setup<B: AutodiffBackend>(
         ),
         None => None,
     };
-    let bpe = loader.batches_per_epoch();
     Ok((
         OodFamily {
             cfg: cfg.clone(),
@@ -98,8 +94,6 @@ pub fn setup<B: AutodiffBackend>(
             epoch: None,
             device: device.clone(),
             device_label: device_label.to_string(),
-            total: bpe * t.epochs,
-            warmup: bpe * t.warmup_epochs,
             last_batch: 0,
             sums: EpochSums::default(),
         },
@@ -133,11 +127,6 @@ impl<B: AutodiffBackend> Family<B> for OodFamily<B> {
 
     fn steps_per_epoch(&self) -> usize {
         self.loader.batches_per_epoch()
-    }
-
-    fn lr(&self, step: usize) -> f64 {
-        let t = &self.cfg.train;
-        lr_at(step, self.total, self.warmup, t.lr, t.min_lr_ratio)
     }
 
     fn start_epoch(&mut self, epoch: usize, first: usize) -> Result<()> {

@@ -26,7 +26,7 @@ use crate::run::checkpoint::Best;
 use crate::run::ema::ema_update;
 use crate::run::family::{Evaluated, Family, StepLoss, StepValues};
 use crate::run::io::write_atomic;
-use crate::run::optim::{lr_at, usb_cosine_lr};
+use crate::run::optim::Schedule;
 use crate::run::tb::TbLogger;
 
 /// The open-set SSL family during a run.
@@ -42,8 +42,6 @@ pub struct OsslFamily<B: AutodiffBackend> {
     sizes: BatchSizes,
     device: B::Device,
     device_label: String,
-    total: usize,
-    warmup: usize,
     loss_sum: f64,
     mask_sum: f64,
     steps: usize,
@@ -68,7 +66,6 @@ pub fn setup<B: AutodiffBackend>(
     let model = model::build_model::<B>(cfg, info.heads, k, img, device, true)?;
     let method = build_method::<B>(cfg, &sec, k, device)?;
     let t = &cfg.train;
-    let ipe = sec.iters_per_epoch();
     let ulb_batch = sec.mu() * t.batch_size;
     let (weak, strong) = data::views(cfg, &sec, &data.labelled, data.full_test.height);
     let lb_stream = ViewStream::new(
@@ -101,8 +98,6 @@ pub fn setup<B: AutodiffBackend>(
             ulb_stream,
             device: device.clone(),
             device_label: device_label.to_string(),
-            total: t.epochs * ipe,
-            warmup: t.warmup_epochs * ipe,
             loss_sum: 0.0,
             mask_sum: 0.0,
             steps: 0,
@@ -140,11 +135,10 @@ impl<B: AutodiffBackend> Family<B> for OsslFamily<B> {
         self.sec.iters_per_epoch()
     }
 
-    fn lr(&self, step: usize) -> f64 {
-        let t = &self.cfg.train;
+    fn lr(&self, step: usize, schedule: &Schedule) -> f64 {
         match self.sec.lr_schedule() {
-            LrSchedule::Usb => usb_cosine_lr(step, self.total, self.warmup, t.lr),
-            LrSchedule::Cosine => lr_at(step, self.total, self.warmup, t.lr, t.min_lr_ratio),
+            LrSchedule::Usb => schedule.usb(step),
+            LrSchedule::Cosine => schedule.cosine(step),
         }
     }
 
