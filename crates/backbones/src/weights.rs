@@ -545,10 +545,36 @@ pub fn to_safetensors(
                 })
         })
         .collect::<Result<_, _>>()?;
-    safetensors::serialize(views, &metadata).map_err(|e| WeightsError::Convert {
+    let convert = |message: String| WeightsError::Convert {
         file: PathBuf::from("<export>"),
-        message: format!("cannot serialise safetensors: {e}"),
-    })
+        message,
+    };
+    let bytes = safetensors::serialize(views, &None)
+        .map_err(|e| convert(format!("cannot serialise safetensors: {e}")))?;
+    let Some(metadata) = metadata else {
+        return Ok(bytes);
+    };
+    // The same tensors and metadata give the same bytes: the safetensors crate writes the
+    // metadata in `HashMap` order, which changes from process to process, so the header is
+    // rewritten with sorted keys (offsets are relative to the data, which does not move).
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n])
+            .map_err(|e| convert(format!("cannot re-read the header: {e}")))?;
+    let sorted: std::collections::BTreeMap<String, String> = metadata.into_iter().collect();
+    header.insert(
+        "__metadata__".into(),
+        serde_json::to_value(sorted).map_err(|e| convert(e.to_string()))?,
+    );
+    let mut json = serde_json::to_vec(&header).map_err(|e| convert(e.to_string()))?;
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// `[rows, cols]` row-major -> `[cols, rows]`.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::prelude::Tensor;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::record::FullPrecisionSettings;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
@@ -177,14 +177,31 @@ pub fn write_checksums(dir: &Path) -> Result<()> {
 /// missing or differs, or an unreadable `checksums.json`.
 pub fn verify(dir: &Path) -> Result<()> {
     let p = dir.join(CHECKSUMS);
-    let Ok(text) = std::fs::read_to_string(&p) else {
-        return Ok(());
+    let text = match std::fs::read(&p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => anyhow::bail!("checkpoint {} is corrupt ({CHECKSUMS}: {e})", dir.display()),
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+            anyhow::anyhow!(
+                "checkpoint {} is corrupt ({CHECKSUMS} is not UTF-8 text)",
+                dir.display()
+            )
+        })?,
     };
     let sums: std::collections::BTreeMap<String, FileSum> =
         serde_json::from_str(&text).map_err(|e| {
             anyhow::anyhow!("checkpoint {} is corrupt ({CHECKSUMS}: {e})", dir.display())
         })?;
     for (name, want) in &sums {
+        let plain = Path::new(name)
+            .file_name()
+            .is_some_and(|n| n == name.as_str());
+        if !plain || name == CHECKSUMS {
+            anyhow::bail!(
+                "checkpoint {} is corrupt ({CHECKSUMS} lists `{name}`, which is not a file \
+                 of the checkpoint folder)",
+                dir.display()
+            );
+        }
         let found = match std::fs::metadata(dir.join(name)) {
             Err(_) => "no such file".to_string(),
             Ok(m) if m.len() != want.bytes => format!("{} bytes", m.len()),
@@ -212,10 +229,6 @@ pub fn verify(dir: &Path) -> Result<()> {
 /// `<run>/checkpoints/last`.
 pub fn last_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints").join("last")
-}
-
-fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
-    NamedMpkFileRecorder::<FullPrecisionSettings>::new()
 }
 
 /// Collects the dotted names of float tensors that hold a NaN or an infinity.
@@ -299,10 +312,7 @@ pub fn save<B: AutodiffBackend, M: AutodiffModule<B>>(
     }
     let previous = run_dir.join("checkpoints").join("previous");
     crate::run::io::replace_dir_keeping(&last_dir(run_dir), &previous, |tmp| {
-        model
-            .clone()
-            .save_file(tmp.join("model"), &recorder())
-            .with_context(|| format!("cannot write {}", tmp.join("model.mpk").display()))?;
+        save_weights(&tmp.join("model"), model)?;
         optim.save(&tmp.join("optim"))?;
         write_atomic(
             &tmp.join("state.json"),
@@ -339,17 +349,28 @@ pub fn find(run_dir: &Path) -> Result<PathBuf> {
 
 /// The checkpoint `--resume` continues from: [`find`]'s, or, when that one is corrupt or
 /// missing, the previous checkpoint (`checkpoints/previous/`, kept by [`save`]) if it is
-/// whole, with a warning naming what was wrong. Evaluation and export never fall back: they
-/// report the damaged checkpoint ([`find`]).
+/// whole, with a warning naming what was wrong; `None` when the run has no checkpoint of
+/// any kind yet (it stopped before its first one: it starts from the beginning, nothing is
+/// lost). Evaluation and export never fall back: they report the damaged checkpoint
+/// ([`find`]).
 ///
 /// # Errors
-/// No whole checkpoint: the error of the last one.
-pub fn find_for_resume(run_dir: &Path) -> Result<PathBuf> {
+/// Checkpoints exist but none is whole: the error of the last one.
+pub fn find_for_resume(run_dir: &Path) -> Result<Option<PathBuf>> {
     let err = match find(run_dir) {
-        Ok(dir) => return Ok(dir),
+        Ok(dir) => return Ok(Some(dir)),
         Err(e) => e,
     };
     let root = run_dir.join("checkpoints");
+    let candidates = [
+        root.join("last"),
+        root.join("previous"),
+        crate::run::io::old_dir(&root.join("last")),
+        root.join(".old"),
+    ];
+    if !candidates.iter().any(|d| d.join("state.json").exists()) {
+        return Ok(None);
+    }
     for dir in [
         root.join("previous"),
         crate::run::io::old_dir(&root.join("last")),
@@ -359,7 +380,7 @@ pub fn find_for_resume(run_dir: &Path) -> Result<PathBuf> {
                 "warning: {err:#}; resuming from the previous checkpoint {} instead",
                 dir.display()
             );
-            return Ok(dir);
+            return Ok(Some(dir));
         }
     }
     Err(err)
@@ -379,23 +400,122 @@ pub fn load_model<B: Backend, M: Module<B>>(dir: &Path, model: M, device: &B::De
     load_weights(&dir.join("model"), model, device)
 }
 
-/// Loads `<path>.mpk` (weights written with the checkpoints' recorder) into `model`.
+/// Loads `<path>.mpk` (weights written by [`save_weights`]) into `model`.
+///
+/// The file is read as a whole and decoded from memory, so a length it claims cannot make
+/// the decoder allocate more than the file holds; a record that burn's decoder cannot
+/// take (it panics on some malformed input) is an error naming the file; and every tensor
+/// must have the shape of the network's own (burn would load any shape, and the first
+/// forward pass would fail far from the cause).
+///
+/// # Errors
+/// An unreadable file, a record that does not decode, or a tensor of another shape.
 pub fn load_weights<B: Backend, M: Module<B>>(
     path: &Path,
     model: M,
     device: &B::Device,
 ) -> Result<M> {
-    model
-        .load_file(path, &recorder(), device)
-        .with_context(|| format!("cannot load weights {}.mpk", path.display()))
+    let file = mpk_path(path);
+    let ctx = || format!("cannot load weights {}", file.display());
+    let record: M::Record = read_record::<B, _>(&file, device).with_context(ctx)?;
+    let expected = float_shapes(&model);
+    let loaded = guarded(|| model.load_record(record)).with_context(ctx)?;
+    for ((name, want), (_, got)) in expected.iter().zip(float_shapes(&loaded)) {
+        if *want != got {
+            anyhow::bail!(
+                "cannot load weights {}: tensor `{name}` has shape {got:?} where the network \
+                 has {want:?}; the file is not a checkpoint of this network",
+                file.display()
+            );
+        }
+    }
+    Ok(loaded)
 }
 
-/// Writes `model` as `<path>.mpk` with the checkpoints' recorder.
+/// `<path>.mpk`.
+fn mpk_path(path: &Path) -> PathBuf {
+    let mut file = path.as_os_str().to_owned();
+    file.push(".mpk");
+    PathBuf::from(file)
+}
+
+/// Runs `f`, turning a panic inside burn's record decoding into an error (silently: the
+/// message goes into the error, not to stderr).
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    out.map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        anyhow::anyhow!("the record is malformed ({msg})")
+    })
+}
+
+/// Reads a record written by [`write_record`] from the file `file` (with its `.mpk`).
+///
+/// # Errors
+/// An unreadable file or a record that does not decode (see [`load_weights`]).
+pub fn read_record<B: Backend, R: burn::record::Record<B>>(
+    file: &Path,
+    device: &B::Device,
+) -> Result<R> {
+    use burn::record::Recorder;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let rec = burn::record::NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
+    guarded(|| Recorder::<B>::load::<R>(&rec, bytes, device))?
+        .map_err(|e| anyhow::anyhow!("the record does not decode ({e})"))
+}
+
+/// The dotted names and shapes of a module's float tensors, in visiting order.
+fn float_shapes<B: Backend, M: Module<B>>(model: &M) -> Vec<(String, Vec<usize>)> {
+    struct Shapes {
+        path: Vec<String>,
+        found: Vec<(String, Vec<usize>)>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.found
+                .push((self.path.join("."), param.val().dims().to_vec()));
+        }
+    }
+    let mut v = Shapes {
+        path: Vec::new(),
+        found: Vec::new(),
+    };
+    model.visit(&mut v);
+    v.found
+}
+
+/// Writes `model` as `<path>.mpk`, in the checkpoints' format ([`write_record`]).
 pub fn save_weights<B: Backend, M: Module<B>>(path: &Path, model: &M) -> Result<()> {
-    model
-        .clone()
-        .save_file(path, &recorder())
-        .with_context(|| format!("cannot write {}.mpk", path.display()))
+    write_record::<B, _>(path, model.clone().into_record())
+}
+
+/// Writes `record` as `<path>.mpk`: named MessagePack at full precision, the bytes burn's
+/// `NamedMpkFileRecorder` writes and reads back. Serialised in memory, then written
+/// atomically ([`write_atomic`]), so a failed write keeps the operating system's reason
+/// ("No space left on device"), which burn's file recorder reports as a MessagePack error.
+pub fn write_record<B: Backend, R: burn::record::Record<B>>(path: &Path, record: R) -> Result<()> {
+    use burn::record::Recorder;
+    let file = mpk_path(path);
+    let bytes = Recorder::<B>::record(
+        &burn::record::NamedMpkBytesRecorder::<FullPrecisionSettings>::new(),
+        record,
+        (),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot serialise {}: {e:?}", file.display()))?;
+    write_atomic(&file, &bytes)
 }
 
 #[cfg(test)]
@@ -490,6 +610,8 @@ mod tests {
         let dir = d.path();
         let e = format!("{:#}", find(dir).unwrap_err());
         assert!(e.contains("holds no checkpoint"), "{e}");
+        // `--resume` starts such a run from the beginning.
+        assert_eq!(find_for_resume(dir).unwrap(), None);
         let state = TrainState {
             epochs_done: 1,
             step: 5,
@@ -545,7 +667,10 @@ mod tests {
         let bytes = std::fs::read(&model).unwrap();
         std::fs::write(&model, &bytes[..10]).unwrap();
         assert!(find(dir).is_err());
-        assert_eq!(load_state(&find_for_resume(dir).unwrap()).unwrap(), state);
+        assert_eq!(
+            load_state(&find_for_resume(dir).unwrap().unwrap()).unwrap(),
+            state
+        );
         std::fs::write(dir.join("checkpoints/previous/state.json"), b"{}").unwrap();
         let e = format!("{:#}", find_for_resume(dir).unwrap_err());
         assert!(e.contains("last is corrupt (model.mpk"), "{e}");

@@ -20,6 +20,7 @@ use unseen_data::Rng;
 use crate::config::ExperimentConfig;
 use crate::run::checkpoint::{self, Best, TrainState};
 use crate::run::family::{Evaluated, Family, StepValues};
+use crate::run::faults;
 use crate::run::interrupt;
 use crate::run::optim::{Optim, Schedule};
 use crate::run::run_dir::{
@@ -46,8 +47,18 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
     let _lock = RunLock::acquire(&run_dir)?;
     let mut optim = Optim::<B, F::Model>::new(&cfg.train);
     let mut state = TrainState::start(cfg.seed);
-    if opts.resume.is_some() {
-        let ck = checkpoint::find_for_resume(&run_dir)?;
+    let resume_from = match opts.resume {
+        Some(_) => checkpoint::find_for_resume(&run_dir)?,
+        None => None,
+    };
+    if opts.resume.is_some() && resume_from.is_none() {
+        eprintln!(
+            "note: {} holds no checkpoint yet (the run stopped before its first one); \
+             training it from the beginning",
+            run_dir.display()
+        );
+    }
+    if let Some(ck) = resume_from {
         state = checkpoint::load_state(&ck)?;
         model = fam.loaded(checkpoint::load_model(&ck, model, device)?);
         optim = optim.load(&ck.join("optim"), device)?;
@@ -120,9 +131,11 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
             tb.scalar("lr", lr, step);
             fam.record(&values);
             state.step += 1;
+            faults::point("step");
             bar.inc(1);
             bar.set_message(format!("loss {:.4}", values.loss));
             if eval_every > 0 && state.step.is_multiple_of(eval_every) && state.step < total {
+                faults::point("evaluate");
                 let ev = fam.evaluate(&model, state.step, &mut tb)?;
                 update_best(&fam, &model, &ev, &run_dir, &mut state.best, state.step)?;
                 eval_line = format!(", {}", ev.line());
@@ -174,6 +187,7 @@ pub fn train<B: AutodiffBackend, F: Family<B>>(
             return Err(Halted(state.epochs_done).into());
         }
     }
+    faults::point("evaluate");
     let ev = fam.evaluate(&model, state.step, &mut tb)?;
     update_best(&fam, &model, &ev, &run_dir, &mut state.best, state.step)?;
     tb.flush();

@@ -118,7 +118,9 @@ pub fn export_paths(out: &Path, overwrite: bool) -> Result<[std::path::PathBuf; 
     Ok([out.to_path_buf(), json_path, sample_path])
 }
 
-/// Writes the weights (with the architecture in the metadata), `FILE.json` and the sample.
+/// Writes `FILE.json`, the sample and then the weights (with the architecture in the
+/// metadata): the weights file, the one users load, appears only once the others are in
+/// place, so an export killed half-way never leaves one.
 pub fn write_files(
     out: &Path,
     info: &ExportInfo,
@@ -129,12 +131,12 @@ pub fn write_files(
     let mut meta = std::collections::HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
     meta.insert("unseen.architecture".to_string(), info.architecture.clone());
-    write_atomic(&out, &to_safetensors(weights, Some(meta))?)?;
     write_atomic(
         &json_path,
         (serde_json::to_string_pretty(info)? + "\n").as_bytes(),
     )?;
     write_atomic(&sample_path, &to_safetensors(sample, None)?)?;
+    write_atomic(&out, &to_safetensors(weights, Some(meta))?)?;
     Ok(vec![out, json_path, sample_path])
 }
 

@@ -63,6 +63,7 @@ pub fn infer<B: Backend>(
     .context("evaluation loader")?;
     let mut out: Vec<Rows> = Vec::new();
     for batch in loader.epoch(0) {
+        crate::run::faults::point("infer");
         let x = Tensor::<B, 4>::from_data(TensorData::new(batch.images, batch.shape), device);
         let outputs = forward(x);
         out.resize(outputs.len(), Rows::default());

@@ -7,9 +7,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::run::faults;
+
 /// Writes `bytes` to `path` atomically, creating the parent folder.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    unseen_data::formats::write_atomic(path, |w| w.write_all(bytes))?;
+    let point = format!(
+        "write:{}",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    );
+    unseen_data::formats::write_atomic(path, |w| {
+        w.write_all(bytes)?;
+        faults::write_point(&point)
+    })?;
     Ok(())
 }
 
@@ -57,8 +66,15 @@ fn replace(dest: &Path, keep: Option<&Path>, fill: impl FnOnce(&Path) -> Result<
         .to_string_lossy()
         .into_owned();
     let tmp = dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).ok();
+    // Temporary folders of earlier processes killed while filling one (one writer per run
+    // folder, so none is in use).
+    let prefix = format!(".{name}.tmp-");
+    if let Some(Ok(entries)) = dest.parent().map(std::fs::read_dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                std::fs::remove_dir_all(e.path()).ok();
+            }
+        }
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     if let Err(e) = fill(&tmp) {
@@ -74,10 +90,12 @@ fn replace(dest: &Path, keep: Option<&Path>, fill: impl FnOnce(&Path) -> Result<
                 .with_context(|| format!("cannot remove {}", old.display()))?;
         }
         std::fs::rename(dest, &old).with_context(|| format!("cannot move {}", dest.display()))?;
+        faults::point(&format!("replace:swap:{name}"));
     }
     std::fs::rename(&tmp, dest)
         .with_context(|| format!("cannot move {} into place", tmp.display()))?;
     if old.exists() {
+        faults::point(&format!("replace:keep:{name}"));
         match keep {
             Some(keep) => {
                 if keep.exists() {

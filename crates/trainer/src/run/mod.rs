@@ -11,6 +11,7 @@ pub mod driver;
 pub mod ema;
 pub mod export;
 pub mod family;
+pub mod faults;
 pub mod infer;
 pub mod interrupt;
 pub mod io;

@@ -9,7 +9,6 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::config::{OptimizerKind, TrainConfig};
@@ -67,27 +66,28 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Optim<B, M> {
 
     /// Saves the optimiser state (momentum buffers) to `path` (`.mpk` is appended).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
         match self {
-            Optim::Sgd(o) => Recorder::<B>::record(&rec, o.to_record(), path.to_path_buf()),
-            Optim::AdamW(o) => Recorder::<B>::record(&rec, o.to_record(), path.to_path_buf()),
+            Optim::Sgd(o) => crate::run::checkpoint::write_record::<B, _>(path, o.to_record()),
+            Optim::AdamW(o) => crate::run::checkpoint::write_record::<B, _>(path, o.to_record()),
         }
-        .with_context(|| format!("cannot write optimiser state {}", path.display()))?;
-        Ok(())
+        .with_context(|| format!("cannot write optimiser state {}.mpk", path.display()))
     }
 
     /// Restores the state saved by [`Optim::save`].
+    /// (`path` without `.mpk`, as for [`Optim::save`]; decoded as
+    /// [`crate::run::checkpoint::read_record`] does.)
     pub fn load(self, path: &Path, device: &B::Device) -> Result<Self> {
-        let rec = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-        let ctx = || format!("cannot read optimiser state {}", path.display());
+        let mut file = path.as_os_str().to_owned();
+        file.push(".mpk");
+        let file = std::path::PathBuf::from(file);
+        let ctx = || format!("cannot read optimiser state {}", file.display());
+        use crate::run::checkpoint::read_record;
         Ok(match self {
             Optim::Sgd(o) => {
-                let r = Recorder::<B>::load(&rec, path.to_path_buf(), device).with_context(ctx)?;
-                Optim::Sgd(o.load_record(r))
+                Optim::Sgd(o.load_record(read_record::<B, _>(&file, device).with_context(ctx)?))
             }
             Optim::AdamW(o) => {
-                let r = Recorder::<B>::load(&rec, path.to_path_buf(), device).with_context(ctx)?;
-                Optim::AdamW(o.load_record(r))
+                Optim::AdamW(o.load_record(read_record::<B, _>(&file, device).with_context(ctx)?))
             }
         })
     }

@@ -145,8 +145,12 @@ pub fn prepare_run_dir(cfg: &ExperimentConfig, opts: &TrainOptions) -> Result<Pa
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    crate::run::io::write_atomic(&dir.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    // The folder appears with its config in it (written beside it, then renamed): a run
+    // killed before then leaves no folder, and the same command starts it again.
+    let toml = cfg.to_toml()?;
+    crate::run::io::replace_dir(&dir, |tmp| {
+        crate::run::io::write_atomic(&tmp.join("config.toml"), toml.as_bytes())
+    })?;
     Ok(dir)
 }
 
