@@ -258,7 +258,7 @@ fn agent() -> ureq::Agent {
 /// # Errors
 /// [`DataError::Download`] naming the URL for network and HTTP errors, a body shorter than
 /// announced, or a checksum mismatch (naming the file, the expected and the found digest);
-/// [`DataError::Io`] when `dest` cannot be written.
+/// [`DataError::Write`] when `dest` cannot be written.
 pub fn fetch(
     file: &RemoteFile,
     dest: &Path,
@@ -268,7 +268,7 @@ pub fn fetch(
     if target.is_file() && md5_file(&target)?.eq_ignore_ascii_case(&file.md5) {
         return Ok(target);
     }
-    std::fs::create_dir_all(dest).map_err(|e| DataError::io(dest, e))?;
+    std::fs::create_dir_all(dest).map_err(|e| DataError::write(dest, e))?;
     let tmp = temp_path(&target);
     let result = fetch_to(file, &tmp, &target, &mut progress);
     if result.is_err() {
@@ -299,7 +299,7 @@ fn fetch_to(
         .and_then(|v| v.trim().parse().ok());
     let mut reader = response.into_reader();
     let mut out =
-        std::io::BufWriter::new(std::fs::File::create(tmp).map_err(|e| DataError::io(tmp, e))?);
+        std::io::BufWriter::new(std::fs::File::create(tmp).map_err(|e| DataError::write(tmp, e))?);
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut done = 0u64;
@@ -313,14 +313,14 @@ fn fetch_to(
         };
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
-            .map_err(|e| DataError::io(tmp, e))?;
+            .map_err(|e| DataError::write(tmp, e))?;
         done += n as u64;
         progress(done, total);
     }
     let f = out
         .into_inner()
-        .map_err(|e| DataError::io(tmp, e.into_error()))?;
-    f.sync_all().map_err(|e| DataError::io(tmp, e))?;
+        .map_err(|e| DataError::write(tmp, e.into_error()))?;
+    f.sync_all().map_err(|e| DataError::write(tmp, e))?;
     drop(f);
     if let Some(total) = total {
         if done != total {
@@ -337,7 +337,7 @@ fn fetch_to(
             file.md5
         )));
     }
-    std::fs::rename(tmp, target).map_err(|e| DataError::io(target, e))
+    std::fs::rename(tmp, target).map_err(|e| DataError::write(target, e))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -385,7 +385,7 @@ pub fn verify(path: &Path, md5: &str) -> Result<()> {
 ///
 /// # Errors
 /// [`DataError::Format`] naming the archive when it is not a valid (gzip-compressed) tar;
-/// [`DataError::Io`] when `dest` cannot be written.
+/// [`DataError::Write`] when `dest` cannot be written.
 pub fn extract_tar_gz(archive: &Path, dest: &Path) -> Result<()> {
     let file = std::fs::File::open(archive).map_err(|e| DataError::io(archive, e))?;
     let mut head = [0u8; 2];
@@ -399,7 +399,7 @@ pub fn extract_tar_gz(archive: &Path, dest: &Path) -> Result<()> {
     } else {
         Box::new(std::io::BufReader::new(file))
     };
-    std::fs::create_dir_all(dest).map_err(|e| DataError::io(dest, e))?;
+    std::fs::create_dir_all(dest).map_err(|e| DataError::write(dest, e))?;
     let staging = dest.join(format!(".extract-tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     let result = (|| {
@@ -411,12 +411,13 @@ pub fn extract_tar_gz(archive: &Path, dest: &Path) -> Result<()> {
             let entry = entry.map_err(|e| DataError::io(&staging, e))?;
             let final_path = dest.join(entry.file_name());
             if final_path.is_dir() {
-                std::fs::remove_dir_all(&final_path).map_err(|e| DataError::io(&final_path, e))?;
+                std::fs::remove_dir_all(&final_path)
+                    .map_err(|e| DataError::write(&final_path, e))?;
             } else if final_path.exists() {
-                std::fs::remove_file(&final_path).map_err(|e| DataError::io(&final_path, e))?;
+                std::fs::remove_file(&final_path).map_err(|e| DataError::write(&final_path, e))?;
             }
             std::fs::rename(entry.path(), &final_path)
-                .map_err(|e| DataError::io(&final_path, e))?;
+                .map_err(|e| DataError::write(&final_path, e))?;
         }
         Ok(())
     })();

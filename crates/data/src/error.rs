@@ -15,6 +15,15 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// The file (or folder) could not be created or written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file at fault.
+        path: PathBuf,
+        /// The underlying I/O error (`No space left on device`, ...).
+        #[source]
+        source: std::io::Error,
+    },
     /// The file's header or size does not match its format.
     #[error("{path}: {message}")]
     Format {
@@ -45,6 +54,14 @@ impl DataError {
         DataError::Format {
             path: path.into(),
             message: message.into(),
+        }
+    }
+
+    /// Convenience constructor for [`DataError::Write`].
+    pub fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Write {
+            path: path.into(),
+            source,
         }
     }
 

@@ -54,6 +54,12 @@ use crate::transforms::Preprocess;
 /// The form every non-blank line of a list must have (quoted in errors).
 const LINE_FORM: &str = "`<image path> <integer label>` separated by whitespace";
 
+/// Labels of a file list must be below this (65,536 classes; ImageNet-21k has 21,841): a
+/// set has `max label + 1` classes, each with a name, so a single line with label
+/// 4294967295 would otherwise ask for four billion class names (found by the fuzzer,
+/// `crates/fuzz/tests/data.rs`).
+pub const MAX_LIST_LABEL: u32 = 1 << 16;
+
 /// One line of a file list.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListEntry {
@@ -90,6 +96,15 @@ fn read_numbered(list: &Path) -> Result<Vec<(usize, ListEntry)>> {
                 ),
             )
         })?;
+        if label >= MAX_LIST_LABEL {
+            return Err(DataError::format(
+                list,
+                format!(
+                    "line {n}: expected a label below {MAX_LIST_LABEL} (the most classes a \
+                     list may have), found {label}"
+                ),
+            ));
+        }
         out.push((
             n,
             ListEntry {
@@ -113,7 +128,8 @@ fn read_numbered(list: &Path) -> Result<Vec<(usize, ListEntry)>> {
 /// # Errors
 /// [`DataError::Io`] when the list cannot be read; [`DataError::Format`] naming the list
 /// and the 1-based line number when a line does not have exactly two fields or its label
-/// is not a non-negative integer, or when the list holds no entry.
+/// is not a non-negative integer below [`MAX_LIST_LABEL`], or when the list holds no
+/// entry.
 pub fn read_file_list(list: &Path) -> Result<Vec<ListEntry>> {
     Ok(read_numbered(list)?.into_iter().map(|(_, e)| e).collect())
 }
@@ -127,6 +143,9 @@ pub fn read_file_list(list: &Path) -> Result<Vec<ListEntry>> {
 /// (or `.../one_class_test/`), so the names are the class folders (`acorn`, `airliner`,
 /// ...). A list whose images all sit in one folder has that whole folder as prefix, and the
 /// names are then file names.
+///
+/// The result has `max label + 1` names: keep labels small (lists read by
+/// [`read_file_list`] have labels below [`MAX_LIST_LABEL`]).
 pub fn list_class_names(entries: &[ListEntry]) -> Vec<String> {
     let parts: Vec<Vec<String>> = entries
         .iter()
@@ -489,6 +508,17 @@ mod tests {
                 "{m}"
             );
         }
+        // Found by the fuzzer: this line used to ask list_class_names for 2^32 names.
+        let m = err("a.png 0\nb.png 4294967295\n");
+        assert!(
+            m.contains("train_labeled_p1.txt")
+                && m.contains("line 2")
+                && m.contains("below 65536")
+                && m.contains("found 4294967295"),
+            "{m}"
+        );
+        std::fs::write(&list, "a.png 65535\n").unwrap();
+        assert_eq!(read_file_list(&list).unwrap()[0].label, 65535);
         let m = err("\n  \n");
         assert!(
             m.contains("train_labeled_p1.txt") && m.contains("found none"),

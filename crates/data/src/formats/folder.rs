@@ -11,11 +11,14 @@
 //! case) are read; other files and names starting with `.` are ignored. Images are decoded
 //! with the `image` crate, in parallel with rayon; the result does not depend on the number
 //! of threads (the order is the sorted order above, and the first failing file in that order
-//! is the one reported).
+//! is the one reported). An image may have at most [`MAX_IMAGE_SIDE`] pixels a side and
+//! take at most [`MAX_IMAGE_BYTES`] to decode; both are checked on its header, so a small
+//! file claiming a huge size is refused without allocating it.
 
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
+use image::ImageDecoder;
 use rayon::prelude::*;
 
 use crate::dataset::ImageSet;
@@ -46,20 +49,101 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The largest width or height an image may have, in pixels (16,384). ImageNet's images
+/// are at most a few thousand pixels a side; a header claiming more is refused before any
+/// pixel memory is allocated.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// The most memory decoding one image may take, in bytes (512 MiB): the decoder's output
+/// plus the conversion to grey or RGB and the CHW copy. A 7,000 x 7,000 RGB image, or a
+/// 16,384 x 16,384 grey one read as grey, fits. A header claiming more is refused before
+/// any pixel memory is allocated (the decoders allocate their output before reading the
+/// pixels, so a file of a few bytes can make them allocate up to this much).
+pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
+
+/// A PNG's pixels are deflate-compressed (at most 1032:1), and a pixel unpacks to at most
+/// 32 times its bits (1-bit palette indices to RGBA): a PNG of `n` bytes cannot decode to
+/// more than about `n * 1032 * 32` bytes. A header claiming more cannot be backed by the
+/// file and is refused before the output is allocated.
+const PNG_MAX_EXPANSION: u64 = 1032 * 32;
+
 /// Decodes one image to CHW `u8` with `channels` channels (1: luma, 3: RGB), resized to
 /// `(height, width)` with [`RESIZE_FILTER`] when asked; returns `(height, width, pixels)`.
 /// Shared by the folder and file-list readers.
+///
+/// Images are limited to [`MAX_IMAGE_SIDE`] pixels a side and [`MAX_IMAGE_BYTES`] of
+/// memory; a PNG whose header claims more pixels than its compressed data can hold is
+/// refused too. All three are checked on the header, before the pixels are allocated.
 pub(crate) fn decode(
     path: &Path,
     channels: usize,
     resize_to: Option<(usize, usize)>,
 ) -> Result<(usize, usize, Vec<u8>)> {
-    let reader = image::ImageReader::open(path)
+    let mut reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| DataError::io(path, e))?;
-    let img = reader
-        .decode()
-        .map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    reader.limits(limits);
+    let format = reader.format();
+    let cannot = |e: image::ImageError| {
+        let why = match e {
+            image::ImageError::Limits(_) => format!(
+                " (images may have at most {MAX_IMAGE_SIDE} pixels a side and take at most {} \
+                 MiB to decode)",
+                MAX_IMAGE_BYTES >> 20
+            ),
+            _ => String::new(),
+        };
+        DataError::format(path, format!("cannot decode image: {e}{why}"))
+    };
+    let decoder = reader.into_decoder().map_err(cannot)?;
+    let (w, h) = decoder.dimensions();
+    let decoded = decoder.total_bytes();
+    // Output bytes; the RGB path holds the converted HWC image and its CHW copy at once.
+    let out = w as u64 * h as u64 * channels as u64;
+    let needed = decoded.saturating_add(if channels == 1 { out } else { 2 * out });
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE || needed > MAX_IMAGE_BYTES {
+        return Err(DataError::format(
+            path,
+            format!(
+                "the header claims a {w}x{h} (width x height) image, which would take {} MiB \
+                 to decode to {channels} channel(s); images may have at most {MAX_IMAGE_SIDE} \
+                 pixels a side and take at most {} MiB",
+                needed.div_ceil(1 << 20),
+                MAX_IMAGE_BYTES >> 20
+            ),
+        ));
+    }
+    if format == Some(image::ImageFormat::Png) {
+        let len = std::fs::metadata(path)
+            .map_err(|e| DataError::io(path, e))?
+            .len();
+        if decoded > len.saturating_mul(PNG_MAX_EXPANSION) {
+            return Err(DataError::format(
+                path,
+                format!(
+                    "the PNG header claims a {w}x{h} (width x height) image of {decoded} \
+                     bytes, more than the file's {len} bytes can hold (deflate expands at \
+                     most 1032:1)"
+                ),
+            ));
+        }
+    }
+    if format == Some(image::ImageFormat::Jpeg) {
+        let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+        if !jpeg_is_complete(&bytes) {
+            return Err(DataError::format(
+                path,
+                "the JPEG is truncated (no end-of-image marker after its last scan); the \
+                 decoder would fill the missing pixels with grey, and Pillow refuses such \
+                 files too",
+            ));
+        }
+    }
+    let img = image::DynamicImage::from_decoder(decoder).map_err(cannot)?;
     let img = match resize_to {
         Some((h, w)) if (img.height() as usize, img.width() as usize) != (h, w) => {
             img.resize_exact(w as u32, h as u32, RESIZE_FILTER)
@@ -68,9 +152,9 @@ pub(crate) fn decode(
     };
     let (h, w) = (img.height() as usize, img.width() as usize);
     let chw = if channels == 1 {
-        img.to_luma8().into_raw()
+        img.into_luma8().into_raw()
     } else {
-        let hwc = img.to_rgb8().into_raw();
+        let hwc = img.into_rgb8().into_raw();
         let plane = h * w;
         let mut chw = vec![0u8; 3 * plane];
         for (i, px) in hwc.chunks_exact(3).enumerate() {
@@ -83,6 +167,19 @@ pub(crate) fn decode(
     Ok((h, w, chw))
 }
 
+/// Whether a JPEG stream ends: an end-of-image marker (`FF D9`) follows its last
+/// start-of-scan (`FF DA`). Inside scan data a `FF` byte is always followed by `00` or a
+/// restart marker, so `FF D9` there is the real end; an EXIF thumbnail's own markers come
+/// before the main image's scans. The image crate's JPEG decoder is lenient and decodes a
+/// cut-off file, filling what is missing.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(at) => bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
+}
+
 /// Loads an image folder (one sub-folder per class) into an [`ImageSet`].
 ///
 /// - `channels`: 1 converts every image to grey (luma), 3 to RGB.
@@ -93,8 +190,8 @@ pub(crate) fn decode(
 /// # Errors
 /// [`DataError::Io`] naming an unreadable folder or file; [`DataError::Format`] naming the
 /// root when `channels` is not 1 or 3, when it has no class sub-folder or no image, naming
-/// an image that cannot be decoded, or (without `resize_to`) the first image whose size
-/// differs from the first image's.
+/// an image that cannot be decoded or exceeds [`MAX_IMAGE_SIDE`] / [`MAX_IMAGE_BYTES`], or
+/// (without `resize_to`) the first image whose size differs from the first image's.
 pub fn load_image_folder(
     dir: &Path,
     channels: usize,
@@ -220,6 +317,30 @@ mod tests {
     use super::*;
     use image::{GrayImage, Luma, Rgb, RgbImage};
 
+    /// The shipped JPEG fixtures (real Fashion-MNIST content, written by Pillow) decode; cut
+    /// anywhere inside their scan data they are refused as truncated, not filled with grey.
+    #[test]
+    fn truncated_jpegs_are_refused() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jpeg/rgb");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+            .unwrap()
+            .flat_map(|e| std::fs::read_dir(e.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let d = tempfile::tempdir().unwrap();
+        for f in files.iter().take(3) {
+            let bytes = std::fs::read(f).unwrap();
+            assert!(decode(f, 3, None).is_ok(), "{}", f.display());
+            for keep in [bytes.len() - 2, bytes.len() * 3 / 4, bytes.len() / 2] {
+                let cut = d.path().join("cut.jpg");
+                std::fs::write(&cut, &bytes[..keep]).unwrap();
+                let e = decode(&cut, 3, None).unwrap_err().to_string();
+                assert!(e.contains("cut.jpg") && e.contains("truncated"), "{e}");
+            }
+        }
+    }
+
     /// root/{a,b}/ with 2x3 images; pixel (x, y) of image k in class c is c*100 + k*10 + x + y.
     fn make(root: &Path, ext: &str) {
         for (c, class) in ["b_second", "a_first"].iter().enumerate() {
@@ -322,6 +443,41 @@ mod tests {
             msg.contains("broken.jpg") && msg.contains("cannot decode"),
             "{msg}"
         );
+    }
+
+    /// A PNG of a 28x28 grey image whose IHDR claims `w x h` (CRC fixed).
+    fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+        let mut b = Vec::new();
+        GrayImage::from_pixel(28, 28, Luma([9]))
+            .write_to(&mut std::io::Cursor::new(&mut b), image::ImageFormat::Png)
+            .unwrap();
+        b[16..20].copy_from_slice(&w.to_be_bytes());
+        b[20..24].copy_from_slice(&h.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&b[12..29]);
+        b[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn claimed_sizes_are_refused_before_allocating() {
+        let root = tempfile::tempdir().unwrap();
+        let p = root.path().join("huge.png");
+        let cases = [
+            // Beyond the side limit.
+            (60000, 60000, "at most 16384 pixels a side"),
+            // Within the side limit, beyond the memory one image may take as RGB.
+            (16384, 16384, "at most 512 MiB"),
+            // Within both, but 16 MB of pixels cannot come out of ~80 bytes of deflate.
+            (4000, 4000, "more than the file's"),
+        ];
+        for (w, h, why) in cases {
+            std::fs::write(&p, png_claiming(w, h)).unwrap();
+            let msg = decode(&p, 3, None).unwrap_err().to_string();
+            assert!(msg.contains("huge.png") && msg.contains(why), "{msg}");
+        }
+        std::fs::write(&p, png_claiming(28, 28)).unwrap();
+        assert_eq!(decode(&p, 1, None).unwrap().2, vec![9; 28 * 28]);
     }
 
     #[test]

@@ -108,9 +108,17 @@ fn check_header(
 /// # Errors
 /// [`DataError::Io`] when the file cannot be read; [`DataError::Format`] naming the file for
 /// a wrong magic number, a zero height or width, a truncated gzip stream or a byte length
-/// other than `16 + count * height * width`.
+/// other than `16 + count * height * width` (a gzip stream is not decompressed past that
+/// length, so a gzip bomb behind a consistent header is refused without inflating it).
 pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
-    let (mut data, gz_error) = read_maybe_gzip_lenient(path)?;
+    // 16 + n * h * w, in u128: three u32 factors overflow u64. A gzip stream is not
+    // decompressed past this size (+1), whatever it holds.
+    let expected =
+        |d: &[u8]| 16 + be_u32(d, 4) as u128 * be_u32(d, 8) as u128 * be_u32(d, 12) as u128;
+    let read = read_maybe_gzip_lenient(path, 16, |d| {
+        u64::try_from(expected(d)).unwrap_or(u64::MAX - 1)
+    })?;
+    let (mut data, gz_error) = (read.data, read.gz_error);
     check_header(
         path,
         &data,
@@ -126,14 +134,14 @@ pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
             format!("expected non-zero image dimensions, found {n} images of {h}x{w}"),
         ));
     }
-    let expected = 16u64 + n as u64 * h as u64 * w as u64;
-    if data.len() as u64 != expected {
+    let expected = expected(&data);
+    if data.len() as u128 != expected {
         return Err(DataError::format(
             path,
             with_gz(
                 format!(
                     "expected {expected} bytes for {n} images of {h}x{w}, found {}",
-                    data.len()
+                    found(data.len(), read.capped)
                 ),
                 &gz_error,
             ),
@@ -146,13 +154,29 @@ pub fn read_idx_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
     Ok((n as usize, h as usize, w as usize, data))
 }
 
+/// "1234", or "more (the gzip stream goes on past ...)" when decompression stopped at the
+/// announced size.
+fn found(len: usize, capped: bool) -> String {
+    if capped {
+        format!(
+            "more (decompression stopped after {} bytes: the gzip stream goes on past the \
+             size the header announces)",
+            len
+        )
+    } else {
+        len.to_string()
+    }
+}
+
 /// Reads an IDX label file (raw or gzip): one `u8` per image.
 ///
 /// # Errors
 /// [`DataError::Io`] when the file cannot be read; [`DataError::Format`] naming the file for
-/// a wrong magic number, a truncated gzip stream or a byte length other than `8 + count`.
+/// a wrong magic number, a truncated gzip stream or a byte length other than `8 + count`
+/// (a gzip stream is not decompressed past that length).
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
-    let (mut data, gz_error) = read_maybe_gzip_lenient(path)?;
+    let read = read_maybe_gzip_lenient(path, 8, |d| 8 + be_u32(d, 4) as u64)?;
+    let (mut data, gz_error) = (read.data, read.gz_error);
     check_header(
         path,
         &data,
@@ -169,7 +193,7 @@ pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
             with_gz(
                 format!(
                     "expected {expected} bytes for {n} labels, found {}",
-                    data.len()
+                    found(data.len(), read.capped)
                 ),
                 &gz_error,
             ),
@@ -472,6 +496,43 @@ mod tests {
         );
         assert!(
             msg.contains("expected 5008 bytes for 5000 labels, found"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn gzip_bomb_and_overflowing_dims_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        // A consistent label header, then 64 MiB of zeros: refused after 9 bytes.
+        let bomb = dir.path().join("bomb-labels.gz");
+        let mut body = Vec::new();
+        body.extend_from_slice(&IDX_LABELS_MAGIC.to_be_bytes());
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.resize(8 + (64 << 20), 0);
+        write_atomic(&bomb, |w| {
+            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::fast());
+            enc.write_all(&body)?;
+            enc.finish()?;
+            Ok(())
+        })
+        .unwrap();
+        let msg = read_idx_labels(&bomb).unwrap_err().to_string();
+        assert!(
+            msg.contains("bomb-labels.gz")
+                && msg.contains("expected 9 bytes for 1 labels, found more")
+                && msg.contains("stopped after 10 bytes"),
+            "{msg}"
+        );
+        // Found by the fuzzer: n * h * w overflowed u64 (a panic in debug builds).
+        let p = dir.path().join("dims");
+        let mut bytes = IDX_IMAGES_MAGIC.to_be_bytes().to_vec();
+        for v in [0xff, u32::MAX, 0xffff_fffc] {
+            bytes.extend_from_slice(&u32::to_be_bytes(v));
+        }
+        std::fs::write(&p, &bytes).unwrap();
+        let msg = read_idx_images(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("expected 4703919733319852360716 bytes for 255 images"),
             "{msg}"
         );
     }

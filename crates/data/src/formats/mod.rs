@@ -29,8 +29,12 @@ pub use cifar::{
     load_cifar10, load_cifar100, Cifar100Labels, CIFAR100_COARSE_CLASSES, CIFAR100_FINE_CLASSES,
     CIFAR10_CLASSES,
 };
-pub use filelist::{find_entries, list_class_names, load_file_list, read_file_list, ListEntry};
-pub use folder::{load_image_folder, load_image_folder_with, RESIZE_FILTER};
+pub use filelist::{
+    find_entries, list_class_names, load_file_list, read_file_list, ListEntry, MAX_LIST_LABEL,
+};
+pub use folder::{
+    load_image_folder, load_image_folder_with, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, RESIZE_FILTER,
+};
 pub use idx::{
     load_fashion_mnist, load_idx_dataset, load_mnist, mnist_dir, read_idx_images, read_idx_labels,
     write_idx_images, write_idx_labels, FASHION_MNIST_CLASSES, MNIST_CLASSES,
@@ -132,34 +136,71 @@ fn locate(dir: &Path, subs: &[&str], marker: &str) -> Result<PathBuf> {
 ///
 /// A truncated or corrupt gzip stream is an error naming the file and how many bytes were
 /// decompressed before the stream broke.
+///
+/// The decompressed size is not capped: it is the file's actual content (deflate expands
+/// at most about 1032:1), and this function cannot know what the file should hold. The IDX
+/// readers, which can, stop one byte past the size their header announces, so a gzip bomb
+/// behind a consistent header costs nothing.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let (data, gz_error) = read_maybe_gzip_lenient(path)?;
-    match gz_error {
-        None => Ok(data),
+    let read = read_maybe_gzip_lenient(path, 0, |_| u64::MAX)?;
+    match read.gz_error {
+        None => Ok(read.data),
         Some(e) => Err(DataError::format(path, e)),
     }
 }
 
+/// What [`read_maybe_gzip_lenient`] read.
+pub(crate) struct MaybeGzip {
+    /// The file's bytes, decompressed when it is gzip (at most `max_len + 1` of them).
+    pub data: Vec<u8>,
+    /// The gzip error, when the stream is truncated or corrupt.
+    pub gz_error: Option<String>,
+    /// Decompression stopped because the stream holds more than `max_len` bytes.
+    pub capped: bool,
+}
+
 /// Like [`read_maybe_gzip`] but returns what could be decompressed together with the gzip
 /// error, so format readers can report the size they expected.
-pub(crate) fn read_maybe_gzip_lenient(path: &Path) -> Result<(Vec<u8>, Option<String>)> {
+///
+/// A gzip stream is decompressed in two steps: the first `head_len` bytes (a header), then,
+/// with `max_len` the size `max_len(header)` says the whole content should have, at most
+/// `max_len + 1` bytes in all: enough to tell that the stream is longer than announced
+/// without decompressing a bomb. A raw file is returned whole (its size is actual).
+pub(crate) fn read_maybe_gzip_lenient(
+    path: &Path,
+    head_len: usize,
+    max_len: impl FnOnce(&[u8]) -> u64,
+) -> Result<MaybeGzip> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     if raw.len() < 2 || raw[..2] != [0x1f, 0x8b] {
-        return Ok((raw, None));
+        return Ok(MaybeGzip {
+            data: raw,
+            gz_error: None,
+            capped: false,
+        });
     }
-    let mut out = Vec::with_capacity(raw.len() * 4);
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4));
     let mut decoder = flate2::read::MultiGzDecoder::new(&raw[..]);
     // On error `read_to_end` keeps what was decoded so far in `out`.
-    match decoder.read_to_end(&mut out) {
-        Ok(_) => Ok((out, None)),
-        Err(e) => {
-            let msg = format!(
-                "gzip stream is truncated or corrupt after {} decompressed bytes ({e})",
-                out.len()
-            );
-            Ok((out, Some(msg)))
-        }
+    let mut result = (&mut decoder).take(head_len as u64).read_to_end(&mut out);
+    let mut capped = false;
+    if result.is_ok() && out.len() == head_len {
+        let max = max_len(&out).max(head_len as u64);
+        let rest = (max - head_len as u64).saturating_add(1);
+        result = (&mut decoder).take(rest).read_to_end(&mut out);
+        capped = out.len() as u64 > max;
     }
+    let gz_error = result.err().map(|e| {
+        format!(
+            "gzip stream is truncated or corrupt after {} decompressed bytes ({e})",
+            out.len()
+        )
+    });
+    Ok(MaybeGzip {
+        data: out,
+        gz_error,
+        capped,
+    })
 }
 
 /// Writes a file atomically: the bytes go to a temporary file in the same folder (created
@@ -173,7 +214,10 @@ pub fn write_atomic(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|source| DataError::Write {
+        path: dir.clone(),
+        source,
+    })?;
     let tmp = temp_path(path);
     let result = (|| {
         let file = File::create(&tmp)?;
@@ -185,7 +229,10 @@ pub fn write_atomic(
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        DataError::io(path, e)
+        DataError::Write {
+            path: path.to_path_buf(),
+            source: e,
+        }
     })
 }
 

@@ -157,7 +157,9 @@ mod tests {
         assert_eq!(old_dir(&dest), d.path().join("ck/.last.old"));
         assert_eq!(existing_dir(&dest, "b.txt"), Some(old_dir(&dest)));
         assert_eq!(existing_dir(&dest, "a.txt"), None);
-        // The next replace clears it.
+        // The next replace clears it, and the temporary folder of a process killed while
+        // filling one.
+        std::fs::create_dir_all(d.path().join("ck/.last.tmp-999999")).unwrap();
         replace_dir(&dest, |t| write_atomic(&t.join("c.txt"), b"three")).unwrap();
         assert_eq!(names(&d.path().join("ck")), ["last"]);
     }
