@@ -19,6 +19,9 @@
 //! patterns (`"head"` matches `head` and `head.*`; `"*"` matches everything). Keys the
 //! patterns allow to be absent or of another shape keep their initial values; the
 //! [`LoadReport`] lists them.
+//!
+//! Weight files are untrusted input; what [`read_tensors`] guarantees is listed in its
+//! documentation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -27,6 +30,8 @@ use std::path::{Path, PathBuf};
 use burn::module::{Module, ParamId};
 use burn::prelude::*;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, TensorSnapshot};
+
+mod pickle_guard;
 
 /// A tensor read from a weights file, as float32.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +73,22 @@ pub enum WeightsError {
         format: &'static str,
         /// What was wrong.
         message: String,
+    },
+    /// A PyTorch file whose pickle names a Python global other than the tensor and container
+    /// types of a `torch.save` state dict (for example `os.system`): refused before anything
+    /// in it is interpreted further. Nothing from a weights file is ever executed.
+    #[error(
+        "{file} was refused for safety: its pickle references the Python global `{global}`. \
+         Unseen never executes code from a weights file and only loads tensors, so it refuses \
+         pickles that name anything beyond the tensor and container types of a torch.save \
+         state dict. Load the file only if you trust it, in Python, and save \
+         `model.state_dict()` with torch.save, or convert it to safetensors"
+    )]
+    Unsafe {
+        /// The file.
+        file: PathBuf,
+        /// The global (`module.name`), or what names it.
+        global: String,
     },
     /// A tensor has a dtype we cannot convert to float32.
     #[error("{file}: tensor `{key}` has dtype {dtype}, expected a floating-point tensor")]
@@ -160,6 +181,35 @@ fn preview(keys: &[String]) -> String {
 /// Reads every floating-point tensor of a PyTorch (`.pth`/`.pt`/`.bin`, zip or legacy) or
 /// safetensors file. `key` selects a nested dict (PyTorch) or a `key.` name prefix
 /// (safetensors), which is stripped.
+///
+/// # Untrusted files
+///
+/// The file may come from anyone; whatever its bytes, this function returns the tensors or a
+/// [`WeightsError`] that names the file and what was wrong. In particular:
+/// - **No code runs.** A PyTorch pickle is interpreted, never executed: burn-store's reader
+///   knows a fixed set of opcodes and a few torch functions by name and calls nothing.
+///   Beyond that, a pickle that names any Python global other than those a `torch.save`
+///   state dict uses (`collections.OrderedDict`, `torch._utils._rebuild_tensor(_v2)`,
+///   `_rebuild_parameter`, `torch._tensor._rebuild_from_type_v2`, the `torch.*Storage`
+///   types, and `argparse.Namespace`, which training checkpoints store as inert data) is
+///   refused with [`WeightsError::Unsafe`], naming the global (`os.system`,
+///   `builtins.eval`, a model class, ...), whichever opcode names it.
+/// - **Memory follows the file's actual size**, never a size it claims: string lengths,
+///   record sizes, shapes and element counts are checked against the bytes present before
+///   anything is allocated, and the objects a pickle builds (memo references copy them) are
+///   bounded by a budget proportional to the pickle's size. Nesting depth and batch sizes
+///   are bounded too.
+/// - **No silent garbage.** A tensor whose storage is missing, shorter than its shape needs,
+///   fails its CRC, is compressed, lies past the end of the file or is not contiguous is an
+///   error naming the tensor (the underlying reader would load zeros or misplaced values).
+///   Nothing outside the file is read.
+///
+/// These checks (module `weights::pickle_guard`) run before burn-store's `PytorchReader`
+/// sees the file, and every tensor it returns must be one the checks accepted, with the same
+/// shape and type. safetensors files are parsed by the `safetensors` crate, which validates
+/// the header length, offsets, shapes and dtypes against the file before any tensor is read.
+/// `crates/fuzz/tests/weights.rs` fuzzes all three formats against these guarantees and
+/// `tests/untrusted_weights.rs` checks the refusals with working exploits.
 pub fn read_tensors(path: &Path, key: Option<&str>) -> Result<Tensors, WeightsError> {
     let io = |source| WeightsError::Io {
         file: path.to_path_buf(),
@@ -192,6 +242,13 @@ fn read_pytorch(path: &Path, key: Option<&str>) -> Result<Tensors, WeightsError>
         format: "PyTorch",
         message: e.to_string(),
     };
+    let checked = pickle_guard::check(path, key).map_err(|e| match e {
+        pickle_guard::GuardError::Refused { global } => WeightsError::Unsafe {
+            file: path.to_path_buf(),
+            global,
+        },
+        pickle_guard::GuardError::Invalid(message) => err(&message),
+    })?;
     let reader = match key {
         Some(k) => PytorchReader::with_top_level_key(path, k).map_err(|e| {
             // Name what the file offers instead.
@@ -216,6 +273,21 @@ fn read_pytorch(path: &Path, key: Option<&str>) -> Result<Tensors, WeightsError>
     let mut out = Tensors::new();
     for (name, snap) in reader.into_tensors() {
         let dtype = snap.dtype;
+        // Only tensors the guard checked are read (it mirrors burn-store; were they ever to
+        // disagree, refuse rather than read unchecked).
+        let Some(c) = checked.tensors.get(&name) else {
+            return Err(err(&format!(
+                "tensor `{name}` was not found by the safety check (refusing to read it)"
+            )));
+        };
+        if c.dtype != dtype || c.shape.as_slice() != &snap.shape[..] {
+            return Err(err(&format!(
+                "tensor `{name}`: the safety check saw {:?} {:?}, the reader {dtype:?} {:?}",
+                c.dtype,
+                c.shape,
+                &snap.shape[..]
+            )));
+        }
         if !dtype.is_float() {
             if name.ends_with("num_batches_tracked") {
                 continue;
@@ -225,6 +297,11 @@ fn read_pytorch(path: &Path, key: Option<&str>) -> Result<Tensors, WeightsError>
                 key: name,
                 dtype: format!("{dtype:?}"),
             });
+        }
+        if c.numel == 0 {
+            // burn-store cannot materialise an empty tensor (it allocates one element).
+            out.insert(name, SourceTensor::new(c.shape.clone(), Vec::new()));
+            continue;
         }
         let data = snap.to_data().map_err(|e| err(&format!("{name}: {e:?}")))?;
         let shape = data.shape.to_vec();
