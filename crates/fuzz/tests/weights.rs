@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use unseen_backbones::weights::{read_tensors, to_safetensors, TensorMap};
-use unseen_fuzz::{run, Budget, Report, Seed, Target};
+use unseen_fuzz::{regressions_dir, run, Budget, Report, Seed, Target};
 
 /// One target at a time in this process (the harness counts every allocation).
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -254,4 +254,33 @@ fn pytorch_legacy() {
         parse,
     );
     check_report(&r);
+}
+
+/// Every kept PyTorch regression input is refused with an error (each was accepted with
+/// zeros, over-allocated or crashed before the checks of `weights::pickle_guard`); the
+/// targets above only require that reading them stays within the invariants.
+#[test]
+fn pytorch_regressions_are_refused() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weights.pth");
+    let mut n = 0;
+    for target in ["weights_pytorch_zip", "weights_pytorch_legacy"] {
+        let mut files: Vec<_> = std::fs::read_dir(regressions_dir(target))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            std::fs::copy(&f, &path).unwrap();
+            let err = read_tensors(&path, None).map(|t| t.len());
+            assert!(
+                matches!(&err, Err(e) if e.to_string().contains("weights.pth")),
+                "{}: {err:?}",
+                f.display()
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "{n} regression files");
 }

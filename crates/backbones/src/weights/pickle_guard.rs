@@ -69,8 +69,9 @@ pub(crate) const MAX_BATCH: usize = 2000;
 /// Allocation budget for burn-store's objects: this much, plus [`BUDGET_PER_BYTE`] per byte
 /// of pickle.
 const BUDGET_BASE: u64 = 24 << 20;
-/// See [`BUDGET_BASE`]. `torch.save` pickles need about a quarter of it (measured on the
-/// parity fixtures: every tensor's argument tuples are deep-copied into the memo).
+/// See [`BUDGET_BASE`]. `torch.save` pickles use 240 to 310 bytes per pickle byte (measured
+/// on the parity fixtures, whose every tensor's argument tuples are deep-copied into the
+/// memo), so this leaves a factor of three.
 const BUDGET_PER_BYTE: u64 = 1024;
 
 /// Why a file was refused.
@@ -122,7 +123,7 @@ pub(crate) fn check(path: &Path, key: Option<&str>) -> Result<Checked> {
     }
     let bytes =
         std::fs::read(path).map_err(|e| GuardError::Invalid(format!("cannot read: {e}")))?;
-    if bytes.len() >= 262 && &bytes[257..262] == b"ustar" {
+    if bytes.len() >= 263 && &bytes[257..262] == b"ustar" {
         return invalid(
             "a TAR archive (the pre-1.6 torchvision format) is not supported; re-save it with \
              torch.save",
@@ -229,7 +230,8 @@ struct TensorRec {
     storage: String,
     offset: u64,
     shape: Vec<usize>,
-    stride: Vec<i64>,
+    /// `None` when the stride argument is not a tuple of integers.
+    stride: Option<Vec<i64>>,
     numel: usize,
     /// Bytes burn-store's legacy reader records for the storage.
     legacy_bytes: u64,
@@ -1067,7 +1069,7 @@ impl<'a> Vm<'a> {
             return bad("negative dimension");
         }
         let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-        let stride = int_tuple(&args.items[3]).unwrap_or_default();
+        let stride = int_tuple(&args.items[3]);
         if pid.items.len() < 3 {
             return bad("the persistent id has fewer than 3 items");
         }
@@ -1135,12 +1137,12 @@ impl<'a> Vm<'a> {
 
 // --- what burn-store returns -------------------------------------------------------------
 
+/// Tensors with the names burn-store gives them.
+type Named = Vec<(String, Rc<TensorRec>)>;
+
 /// The tensors burn-store's `extract_tensors_with_data` returns for `root` and `key`:
 /// names joined with `.`, recursing into dicts only. `None` when the key does not select a
 /// dict (burn-store then fails with its own error).
-/// Tensors by dotted name.
-type Named = Vec<(String, Rc<TensorRec>)>;
-
 fn reachable(root: &V, key: Option<&str>) -> Result<Option<Named>> {
     let V::Dict(d) = root else {
         return Ok(Some(Vec::new()));
@@ -1164,7 +1166,7 @@ fn reachable(root: &V, key: Option<&str>) -> Result<Option<Named>> {
     Ok(Some(out))
 }
 
-fn walk(d: &Map, path: &mut Vec<Rc<str>>, out: &mut Vec<(String, Rc<TensorRec>)>) {
+fn walk(d: &Map, path: &mut Vec<Rc<str>>, out: &mut Named) {
     for (k, v) in &d.items {
         path.push(k.clone());
         match v {
@@ -1194,11 +1196,16 @@ fn contiguous(shape: &[usize], stride: &[i64]) -> bool {
 
 /// Checks one reachable tensor against the bytes its storage holds.
 fn check_tensor(name: &str, t: &TensorRec, storage_bytes: u64, where_: &str) -> Result<()> {
-    if !contiguous(&t.shape, &t.stride) {
+    let Some(stride) = &t.stride else {
         return invalid(format!(
-            "tensor `{name}` is not contiguous (shape {:?}, stride {:?}); burn-store would \
+            "tensor `{name}`: its stride is not a tuple of integers"
+        ));
+    };
+    if !contiguous(&t.shape, stride) {
+        return invalid(format!(
+            "tensor `{name}` is not contiguous (shape {:?}, stride {stride:?}); burn-store would \
              read its elements in the wrong order. Save `tensor.contiguous()` instead",
-            t.shape, t.stride
+            t.shape
         ));
     }
     let size = t.dtype.size() as u64;
@@ -1219,7 +1226,7 @@ fn check_tensor(name: &str, t: &TensorRec, storage_bytes: u64, where_: &str) -> 
     }
 }
 
-fn checked_map(tensors: Vec<(String, Rc<TensorRec>)>) -> Checked {
+fn checked_map(tensors: Named) -> Checked {
     Checked {
         tensors: tensors
             .into_iter()
