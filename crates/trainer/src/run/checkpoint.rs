@@ -20,11 +20,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::prelude::Tensor;
-use burn::record::FullPrecisionSettings;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
-use crate::run::io::write_atomic;
+use crate::run::io::{guarded, mpk_path, read_record, write_atomic, write_record};
 use crate::run::optim::Optim;
 
 /// The non-tensor state of a run.
@@ -432,45 +431,6 @@ pub fn load_weights<B: Backend, M: Module<B>>(
     Ok(loaded)
 }
 
-/// `<path>.mpk`.
-fn mpk_path(path: &Path) -> PathBuf {
-    let mut file = path.as_os_str().to_owned();
-    file.push(".mpk");
-    PathBuf::from(file)
-}
-
-/// Runs `f`, turning a panic inside burn's record decoding into an error (silently: the
-/// message goes into the error, not to stderr).
-fn guarded<T>(f: impl FnOnce() -> T) -> Result<T> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    std::panic::set_hook(hook);
-    out.map_err(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        anyhow::anyhow!("the record is malformed ({msg})")
-    })
-}
-
-/// Reads a record written by [`write_record`] from the file `file` (with its `.mpk`).
-///
-/// # Errors
-/// An unreadable file or a record that does not decode (see [`load_weights`]).
-pub fn read_record<B: Backend, R: burn::record::Record<B>>(
-    file: &Path,
-    device: &B::Device,
-) -> Result<R> {
-    use burn::record::Recorder;
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let rec = burn::record::NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
-    guarded(|| Recorder::<B>::load::<R>(&rec, bytes, device))?
-        .map_err(|e| anyhow::anyhow!("the record does not decode ({e})"))
-}
-
 /// The dotted names and shapes of a module's float tensors, in visiting order.
 fn float_shapes<B: Backend, M: Module<B>>(model: &M) -> Vec<(String, Vec<usize>)> {
     struct Shapes {
@@ -497,25 +457,9 @@ fn float_shapes<B: Backend, M: Module<B>>(model: &M) -> Vec<(String, Vec<usize>)
     v.found
 }
 
-/// Writes `model` as `<path>.mpk`, in the checkpoints' format ([`write_record`]).
+/// Writes `model` as `<path>.mpk`, in the checkpoints' format ([`write_record`](crate::run::io::write_record)).
 pub fn save_weights<B: Backend, M: Module<B>>(path: &Path, model: &M) -> Result<()> {
     write_record::<B, _>(path, model.clone().into_record())
-}
-
-/// Writes `record` as `<path>.mpk`: named MessagePack at full precision, the bytes burn's
-/// `NamedMpkFileRecorder` writes and reads back. Serialised in memory, then written
-/// atomically ([`write_atomic`]), so a failed write keeps the operating system's reason
-/// ("No space left on device"), which burn's file recorder reports as a MessagePack error.
-pub fn write_record<B: Backend, R: burn::record::Record<B>>(path: &Path, record: R) -> Result<()> {
-    use burn::record::Recorder;
-    let file = mpk_path(path);
-    let bytes = Recorder::<B>::record(
-        &burn::record::NamedMpkBytesRecorder::<FullPrecisionSettings>::new(),
-        record,
-        (),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot serialise {}: {e:?}", file.display()))?;
-    write_atomic(&file, &bytes)
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! File helpers. Every file a run writes goes through [`write_atomic`] (temp file in the same
 //! folder, then rename, by `unseen_data::formats::write_atomic`), so an interrupted run never
 //! leaves a half-written file; a folder written as a whole (a checkpoint) goes through
-//! [`replace_dir`].
+//! [`replace_dir`]. burn records (weights, optimiser state) are serialised in memory and
+//! written the same way ([`write_record`]), and read back from memory ([`read_record`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use burn::record::FullPrecisionSettings;
+use burn::tensor::backend::Backend;
 
 use crate::run::faults;
 
@@ -120,6 +123,61 @@ pub fn existing_dir(dest: &Path, marker: &str) -> Option<PathBuf> {
     [dest.to_path_buf(), old_dir(dest)]
         .into_iter()
         .find(|d| d.join(marker).exists())
+}
+
+/// Writes `record` as `<path>.mpk`: named MessagePack at full precision, the bytes burn's
+/// `NamedMpkFileRecorder` writes and reads back. Serialised in memory, then written
+/// atomically ([`write_atomic`]), so a failed write keeps the operating system's reason
+/// ("No space left on device"), which burn's file recorder reports as a MessagePack error.
+pub fn write_record<B: Backend, R: burn::record::Record<B>>(path: &Path, record: R) -> Result<()> {
+    use burn::record::Recorder;
+    let file = mpk_path(path);
+    let bytes = Recorder::<B>::record(
+        &burn::record::NamedMpkBytesRecorder::<FullPrecisionSettings>::new(),
+        record,
+        (),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot serialise {}: {e:?}", file.display()))?;
+    write_atomic(&file, &bytes)
+}
+
+/// `<path>.mpk`.
+pub(crate) fn mpk_path(path: &Path) -> PathBuf {
+    let mut file = path.as_os_str().to_owned();
+    file.push(".mpk");
+    PathBuf::from(file)
+}
+
+/// Runs `f`, turning a panic inside burn's record decoding into an error (silently: the
+/// message goes into the error, not to stderr).
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    out.map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        anyhow::anyhow!("the record is malformed ({msg})")
+    })
+}
+
+/// Reads a record written by [`write_record`] from the file `file` (with its `.mpk`).
+///
+/// # Errors
+/// An unreadable file or a record that does not decode (see [`crate::run::checkpoint::load_weights`]).
+pub fn read_record<B: Backend, R: burn::record::Record<B>>(
+    file: &Path,
+    device: &B::Device,
+) -> Result<R> {
+    use burn::record::Recorder;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let rec = burn::record::NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
+    guarded(|| Recorder::<B>::load::<R>(&rec, bytes, device))?
+        .map_err(|e| anyhow::anyhow!("the record does not decode ({e})"))
 }
 
 #[cfg(test)]

@@ -67,21 +67,21 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Optim<B, M> {
     /// Saves the optimiser state (momentum buffers) to `path` (`.mpk` is appended).
     pub fn save(&self, path: &Path) -> Result<()> {
         match self {
-            Optim::Sgd(o) => crate::run::checkpoint::write_record::<B, _>(path, o.to_record()),
-            Optim::AdamW(o) => crate::run::checkpoint::write_record::<B, _>(path, o.to_record()),
+            Optim::Sgd(o) => crate::run::io::write_record::<B, _>(path, o.to_record()),
+            Optim::AdamW(o) => crate::run::io::write_record::<B, _>(path, o.to_record()),
         }
         .with_context(|| format!("cannot write optimiser state {}.mpk", path.display()))
     }
 
     /// Restores the state saved by [`Optim::save`].
     /// (`path` without `.mpk`, as for [`Optim::save`]; decoded as
-    /// [`crate::run::checkpoint::read_record`] does.)
+    /// [`crate::run::io::read_record`] does.)
     pub fn load(self, path: &Path, device: &B::Device) -> Result<Self> {
         let mut file = path.as_os_str().to_owned();
         file.push(".mpk");
         let file = std::path::PathBuf::from(file);
         let ctx = || format!("cannot read optimiser state {}", file.display());
-        use crate::run::checkpoint::read_record;
+        use crate::run::io::read_record;
         Ok(match self {
             Optim::Sgd(o) => {
                 Optim::Sgd(o.load_record(read_record::<B, _>(&file, device).with_context(ctx)?))
