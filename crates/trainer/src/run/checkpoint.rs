@@ -457,7 +457,7 @@ fn float_shapes<B: Backend, M: Module<B>>(model: &M) -> Vec<(String, Vec<usize>)
     v.found
 }
 
-/// Writes `model` as `<path>.mpk`, in the checkpoints' format ([`write_record`](crate::run::io::write_record)).
+/// Writes `model` as `<path>.mpk`, in the checkpoints' format ([`write_record`]).
 pub fn save_weights<B: Backend, M: Module<B>>(path: &Path, model: &M) -> Result<()> {
     write_record::<B, _>(path, model.clone().into_record())
 }
