@@ -6,6 +6,7 @@
 //! context it knows (the file or dataset) and pass it on.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// Which of the two score sets of an OOD evaluation an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +121,42 @@ pub enum EvalError {
         detector: String,
     },
 
+    /// A detector that needs a fit on the ID training set was used before
+    /// [`crate::detectors::Detector::fit`].
+    #[error("detector `{detector}` has not been fitted: call `fit` on the ID training set first")]
+    NotFitted {
+        /// The detector's name.
+        detector: String,
+    },
+
+    /// A detector needs an input the caller cannot give: the network's linear head, the
+    /// training labels or logits, or enough feature dimensions.
+    #[error("detector `{detector}` cannot run: {reason}")]
+    Unsupported {
+        /// The detector's name.
+        detector: String,
+        /// Why, e.g. "it needs the network's linear head and this network has none".
+        reason: String,
+    },
+
+    /// A class of the ID training set has no sample, so a per-class statistic is undefined.
+    #[error("detector `{detector}`: ID class {class} has no training sample")]
+    EmptyClass {
+        /// The detector's name.
+        detector: String,
+        /// The class index.
+        class: usize,
+    },
+
+    /// A linear-algebra step failed (a decomposition that did not converge).
+    #[error("detector `{detector}`: {message}")]
+    Numerical {
+        /// The detector's name.
+        detector: String,
+        /// What failed.
+        message: String,
+    },
+
     /// An OOD group name is neither `near` nor `far`.
     #[error("unknown OOD group `{name}`; expected `near` or `far`")]
     UnknownGroup {
@@ -178,6 +215,36 @@ pub enum EvalError {
     InvalidRandom {
         /// The value it returned.
         value: f64,
+    },
+
+    /// The scores of one named OOD set, among several given together (as to
+    /// [`crate::plots::score_histogram`]), are invalid; `error` says how.
+    #[error("OOD set `{name}`: {error}")]
+    InOodSet {
+        /// The OOD set's name, as the caller gave it.
+        name: String,
+        /// What is wrong with its scores ([`EvalError::EmptyScores`] or
+        /// [`EvalError::NonFiniteScore`]).
+        error: Box<EvalError>,
+    },
+
+    /// The plotting library failed to draw a plot (a bug or a limit of the library, not
+    /// bad input).
+    #[error("could not draw plot {}: {message}", path.display())]
+    Plot {
+        /// The file the plot was meant for.
+        path: PathBuf,
+        /// The library's error.
+        message: String,
+    },
+
+    /// Writing a plot file, or creating its folder, failed.
+    #[error("could not write {}: {source}", path.display())]
+    PlotWrite {
+        /// The file or folder that could not be written.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
     },
 
     /// Converting a report to JSON failed.

@@ -13,6 +13,8 @@
 //!   [`RandomSource`].
 //! * [`estimate_k`]: class-number estimation (GCD's Brent search over labelled accuracy,
 //!   and our held-out-class probe).
+//! * [`plots`]: ROC curves and ID-vs-OOD score histograms for reports, as SVG and PNG
+//!   (text in an embedded DejaVu Sans, byte-identical output for the same input).
 //! * [`error`]: the crate's [`EvalError`].
 //!
 //! One convention holds everywhere: **a higher score means more in-distribution**.
@@ -41,6 +43,7 @@ pub mod estimate_k;
 pub mod gcd;
 pub mod kmeans;
 pub mod metrics;
+pub mod plots;
 pub mod report;
 
 pub use detectors::Detector;

@@ -170,6 +170,11 @@ impl RankedScores {
         ))
     }
 
+    /// The ROC curve with OOD positive; see [`roc_curve`].
+    pub fn roc_curve(&self) -> Vec<(f64, f64)> {
+        roc_points(self.ood_positive(), self.ood.len(), self.id.len())
+    }
+
     /// All metrics of [`OodMetrics`], FPRs at [`DEFAULT_TPR`].
     pub fn metrics(&self) -> OodMetrics {
         OodMetrics {
@@ -280,6 +285,28 @@ pub fn fpr_at_tpr_id_positive(id_scores: &[f32], ood_scores: &[f32], tpr: f64) -
     RankedScores::new(id_scores, ood_scores)?.fpr_at_tpr_id_positive(tpr)
 }
 
+/// The ROC curve behind [`auroc`] and [`fpr_at_tpr`]: OOD is the positive class, ranked by
+/// the negated score, and each point is `(fpr, tpr)` = (fraction of ID flagged as OOD,
+/// fraction of OOD flagged) at one threshold.
+///
+/// One point per group of tied scores, from the most OOD-like score down, after the origin:
+/// sklearn's `roc_curve(is_ood, -score, drop_intermediate=False)` with the `(fpr, tpr)`
+/// columns zipped. The curve starts at `(0, 0)`, ends at `(1, 1)` and never decreases in
+/// either coordinate; its trapezoidal area is [`auroc`] (to rounding).
+///
+/// ```
+/// use unseen_eval::metrics::roc_curve;
+/// let curve = roc_curve(&[0.9, 0.8], &[0.1, 0.85])?;
+/// assert_eq!(curve, vec![(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+/// # Ok::<(), unseen_eval::error::EvalError>(())
+/// ```
+///
+/// # Errors
+/// Empty or non-finite scores (see [`RankedScores::new`]).
+pub fn roc_curve(id_scores: &[f32], ood_scores: &[f32]) -> Result<Vec<(f64, f64)>> {
+    Ok(RankedScores::new(id_scores, ood_scores)?.roc_curve())
+}
+
 /// All of [`OodMetrics`] from one sort of the scores (FPRs at [`DEFAULT_TPR`]).
 ///
 /// # Errors
@@ -370,18 +397,27 @@ fn check_tpr(tpr: f64) -> Result<()> {
 /// Validates one score set and returns it sorted ascending, `-0.0` folded into `0.0` (so
 /// that the total order used for sorting agrees with `==`, which groups ties).
 fn sorted_copy(set: ScoreSet, scores: &[f32]) -> Result<Vec<f32>> {
-    if scores.is_empty() {
-        return Err(EvalError::EmptyScores { set });
-    }
-    if let Some((index, &value)) = scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
-        return Err(EvalError::NonFiniteScore { set, index, value });
-    }
+    check_scores(set, scores)?;
     let mut sorted: Vec<f32> = scores
         .iter()
         .map(|&s| if s == 0.0 { 0.0 } else { s })
         .collect();
     sorted.sort_unstable_by(f32::total_cmp);
     Ok(sorted)
+}
+
+/// Checks one score set as every metric does: non-empty, every score finite.
+///
+/// # Errors
+/// [`EvalError::EmptyScores`] or [`EvalError::NonFiniteScore`], naming `set`.
+pub(crate) fn check_scores(set: ScoreSet, scores: &[f32]) -> Result<()> {
+    if scores.is_empty() {
+        return Err(EvalError::EmptyScores { set });
+    }
+    if let Some((index, &value)) = scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+        return Err(EvalError::NonFiniteScore { set, index, value });
+    }
+    Ok(())
 }
 
 /// Direction in which [`TieGroups`] walks the scores.
@@ -449,6 +485,23 @@ fn roc_auc(groups: impl Iterator<Item = (u64, u64)>, num_pos: usize, num_neg: us
         tp += d_tp;
     }
     twice_area as f64 / (2.0 * num_pos as f64 * num_neg as f64)
+}
+
+/// ROC points `(fpr, tpr)` from tie groups in decreasing order of the positive-class score:
+/// the origin, then one point per group (the walk [`roc_auc`] integrates).
+fn roc_points(
+    groups: impl Iterator<Item = (u64, u64)>,
+    num_pos: usize,
+    num_neg: usize,
+) -> Vec<(f64, f64)> {
+    let (mut tp, mut fp) = (0u64, 0u64);
+    let mut points = vec![(0.0, 0.0)];
+    points.extend(groups.map(|(d_tp, d_fp)| {
+        tp += d_tp;
+        fp += d_fp;
+        (fp as f64 / num_neg as f64, tp as f64 / num_pos as f64)
+    }));
+    points
 }
 
 /// sklearn's `average_precision_score`: `Σ (R_k − R_{k−1}) · P_k` over thresholds, from tie
@@ -735,6 +788,79 @@ mod tests {
                 fpr50_id_positive: 0.36625,
             },
         );
+    }
+
+    /// Trapezoidal area under a polyline of `(x, y)` points.
+    fn trapezoid(points: &[(f64, f64)]) -> f64 {
+        points
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum()
+    }
+
+    #[test]
+    fn roc_curve_area_is_auroc() {
+        // Tie-heavy (the "quantized" case: 11 and 9 distinct values, shared between the
+        // sets), all-equal, interleaved and a larger pseudo-random set.
+        let quantized_id: Vec<f32> = (0..60).map(|i| ((i * 37) % 11) as f32 / 4.0).collect();
+        let quantized_ood: Vec<f32> = (0..45).map(|j| ((j * 53) % 9) as f32 / 4.0).collect();
+        let scale = (1u64 << 24) as f32;
+        let lcg_id: Vec<f32> = lcg(7, 1000).into_iter().map(|v| v as f32 / scale).collect();
+        let lcg_ood: Vec<f32> = lcg(11, 800)
+            .into_iter()
+            .map(|v| (v * 3 / 4) as f32 / scale)
+            .collect();
+        let cases: [(&str, &[f32], &[f32]); 4] = [
+            ("quantized", &quantized_id, &quantized_ood),
+            ("all_equal", &[0.5; 4], &[0.5; 3]),
+            (
+                "interleave",
+                &[0.9, 0.8, 0.7, 0.4, 0.3],
+                &[0.6, 0.5, 0.2, 0.85, 0.1],
+            ),
+            ("lcg", &lcg_id, &lcg_ood),
+        ];
+        for (name, id, ood) in cases {
+            let curve = roc_curve(id, ood).unwrap();
+            let m = ood_metrics(id, ood).unwrap();
+            let area = trapezoid(&curve);
+            assert!(
+                (area - m.auroc).abs() < 1e-12,
+                "{name}: area {area} vs AUROC {}",
+                m.auroc
+            );
+            assert_eq!(curve.first(), Some(&(0.0, 0.0)), "{name}");
+            assert_eq!(curve.last(), Some(&(1.0, 1.0)), "{name}");
+            assert!(
+                curve
+                    .windows(2)
+                    .all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1),
+                "{name}: not monotone"
+            );
+        }
+        // One point per distinct score, plus the origin: the quantized sets share 9 values.
+        let distinct = {
+            let mut all: Vec<f32> = quantized_id.iter().chain(&quantized_ood).copied().collect();
+            all.sort_by(f32::total_cmp);
+            all.dedup();
+            all.len()
+        };
+        let quantized = roc_curve(&quantized_id, &quantized_ood).unwrap();
+        assert_eq!(quantized.len(), distinct + 1);
+        // sklearn's roc_curve(is_ood, -score, drop_intermediate=False): 12 points, the
+        // fourth being (0.2833333333333333, 0.3333333333333333).
+        assert_eq!(quantized.len(), 12);
+        assert_eq!(quantized[3], (17.0 / 60.0, 15.0 / 45.0));
+        // sklearn: roc_curve([0,0,1,1,1], -[.9,.8,.8,.1,.8], drop_intermediate=False)
+        // gives fpr [0, 0, .5, 1], tpr [0, 1/3, 1, 1].
+        assert_eq!(
+            roc_curve(&[0.9, 0.8], &[0.8, 0.1, 0.8]).unwrap(),
+            vec![(0.0, 0.0), (0.0, 1.0 / 3.0), (0.5, 1.0), (1.0, 1.0)]
+        );
+        assert!(matches!(
+            roc_curve(&[1.0], &[]),
+            Err(EvalError::EmptyScores { set: ScoreSet::Ood })
+        ));
     }
 
     #[test]

@@ -22,9 +22,156 @@
 
 use crate::error::{EvalError, Result};
 
+mod activation;
+mod gaussian;
+mod gmm;
+mod head;
+mod knn;
+pub(crate) mod linalg;
+mod logit;
+mod vim;
+
+pub use activation::{Ash, Dice, React, Scale};
+pub use gaussian::{Mds, Mvg, Rmds};
+pub use gmm::Gmm;
+pub use head::{Fdbd, She};
+pub use knn::{Knn, NnGuide};
+pub use logit::{CeUniform, Energy, Gen, MaxLogit, Msp, ProbMargin, ProbRatio, TempScale};
+pub use vim::Vim;
+
 /// The names [`detector_from_name`] accepts, with their parameters.
-pub const KNOWN_DETECTORS: &str =
-    "msp, maxlogit, energy[:T=<temperature > 0>], ce_uniform, ratio, margin";
+pub const KNOWN_DETECTORS: &str = "msp, maxlogit, energy[:T=<temperature > 0>], \
+     temp_scale, gen[:gamma=0.1,M=100], mds, rmds, mvg[:npca=<fraction of variance in (0, 1)>], \
+     gmm[:components=3,iters=100,reg=1e-6], knn[:k=50,subsample=1], nnguide[:k=100,subsample=1], \
+     vim[:dim=<D/2>], react[:p=90], ash[:p=90], scale[:p=85], she, fdbd, dice[:p=90], \
+     ce_uniform, ratio, margin";
+
+/// The detectors `eval.detectors = ["all"]` expands to, in report order (OpenOOD v1.5's
+/// defaults; ProtoGCD's `ce_uniform`/`ratio`/`margin` are left to be named explicitly).
+pub const ALL_DETECTORS: &[&str] = &[
+    "msp",
+    "maxlogit",
+    "energy",
+    "temp_scale",
+    "gen",
+    "mds",
+    "rmds",
+    "mvg",
+    "gmm",
+    "knn",
+    "nnguide",
+    "vim",
+    "react",
+    "ash",
+    "scale",
+    "she",
+    "fdbd",
+    "dice",
+];
+
+/// What a detector needs besides the logits of the samples it scores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Penultimate features of the scored samples (and of the training set in `fit`).
+    pub features: bool,
+    /// The ID training set (features, logits, labels as flagged) through [`Detector::fit`].
+    pub fit: bool,
+    /// Class labels of the training set.
+    pub labels: bool,
+    /// Logits of the training set.
+    pub train_logits: bool,
+    /// The network's linear head ([`Head`]), handed to [`Detector::fit`].
+    pub head: bool,
+}
+
+impl Needs {
+    /// Logits only: no fit, no features.
+    pub const LOGITS: Needs = Needs {
+        features: false,
+        fit: false,
+        labels: false,
+        train_logits: false,
+        head: false,
+    };
+}
+
+/// A network's final linear layer, `logits = W · f + b`: `weight` row-major
+/// `[num_classes, dim]` (PyTorch's `fc.weight` layout), `bias` `[num_classes]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    num_classes: usize,
+    dim: usize,
+}
+
+impl Head {
+    /// Wraps a head's weight `[num_classes, dim]` and bias `[num_classes]`.
+    ///
+    /// # Errors
+    /// [`EvalError::Shape`] / [`EvalError::NonFiniteValue`] for buffers that do not fit the
+    /// stated shape or hold NaN / infinity.
+    pub fn new(weight: Vec<f32>, bias: Vec<f32>, num_classes: usize, dim: usize) -> Result<Self> {
+        let rows = validate_rows("head weight", &weight, dim)?;
+        if rows != num_classes || bias.len() != num_classes {
+            return Err(EvalError::LengthMismatch {
+                what: "head weight rows vs bias length",
+                left: rows,
+                right: bias.len(),
+            });
+        }
+        validate_rows("head bias", &bias, 1)?;
+        Ok(Self {
+            weight,
+            bias,
+            num_classes,
+            dim,
+        })
+    }
+
+    /// Weight, row-major `[num_classes, dim]`.
+    pub fn weight(&self) -> &[f32] {
+        &self.weight
+    }
+
+    /// Bias, `[num_classes]`.
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// Number of classes (rows of the weight).
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// Feature dimension (columns of the weight).
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// `features · Wᵀ + b` for row-major features `[n, dim]`: the logits `[n, num_classes]`,
+    /// accumulated in `f64`.
+    pub fn logits(&self, features: &[f32]) -> Vec<f32> {
+        self.logits_with(features, &self.weight)
+    }
+
+    /// As [`Head::logits`] with another weight of the same shape (DICE's sparsified one).
+    pub(crate) fn logits_with(&self, features: &[f32], weight: &[f32]) -> Vec<f32> {
+        let (d, k) = (self.dim, self.num_classes);
+        let mut out = Vec::with_capacity(features.len() / d.max(1) * k);
+        for f in features.chunks_exact(d) {
+            for (w, &b) in weight.chunks_exact(d).zip(&self.bias) {
+                let dot: f64 = f
+                    .iter()
+                    .zip(w)
+                    .map(|(&x, &y)| f64::from(x) * f64::from(y))
+                    .sum();
+                out.push((dot + f64::from(b)) as f32);
+            }
+        }
+        out
+    }
+}
 
 /// A post-hoc OOD detector: scores samples from their logits (and, for some detectors,
 /// their penultimate features). Higher score = more in-distribution.
@@ -33,22 +180,34 @@ pub trait Detector: Send + Sync {
     /// [`detector_from_name`] accepts (so `detector_from_name(&d.name())` rebuilds `d`).
     fn name(&self) -> String;
 
-    /// Whether [`Detector::score`] needs the `features` argument (and [`Detector::fit`] a
-    /// training set). `false` for logit-only detectors, which also need no `fit`.
+    /// What the detector needs: features, a fit on the training set, labels, the head.
+    fn needs(&self) -> Needs {
+        Needs::LOGITS
+    }
+
+    /// Whether [`Detector::score`] needs the `features` argument.
     fn needs_features(&self) -> bool {
-        false
+        self.needs().features
     }
 
     /// Learns whatever the detector needs from the ID training set (class means, a
-    /// feature bank, a principal subspace, …) by streaming it from `train`. Call once
-    /// before [`Detector::score`]. The default does nothing, which is right for detectors
-    /// that only look at logits.
+    /// feature bank, a principal subspace, …) by streaming it from `train`, plus the
+    /// network's `head` for detectors that flag [`Needs::head`]. Call once before
+    /// [`Detector::score`]; calling it again refits from scratch. The default does
+    /// nothing, which is right for detectors that only look at logits.
     ///
     /// # Errors
-    /// Whatever the source or the detector's own validation reports.
-    fn fit(&mut self, train: &mut dyn FeatureSource) -> Result<()> {
-        let _ = train;
+    /// Whatever the source or the detector's own validation reports; a missing head or
+    /// labels the detector needs; an empty class.
+    fn fit(&mut self, train: &mut dyn FeatureSource, head: Option<&Head>) -> Result<()> {
+        let _ = (train, head);
         Ok(())
+    }
+
+    /// Values the fit chose (a temperature, a threshold, ViM's `alpha`), as `(name,
+    /// value)`, for reports. Empty by default.
+    fn fitted(&self) -> Vec<(String, f64)> {
+        Vec::new()
     }
 
     /// One score per row of `logits` (row-major `[n, num_classes]`); `features` are the
@@ -58,7 +217,8 @@ pub trait Detector: Send + Sync {
     /// # Errors
     /// [`EvalError::Shape`] if `logits` is not a whole number of rows of `num_classes`
     /// (or `num_classes` is 0), [`EvalError::NonFiniteValue`] for a NaN or infinite logit,
-    /// [`EvalError::MissingFeatures`] if the detector needs features and got none.
+    /// [`EvalError::MissingFeatures`] if the detector needs features and got none,
+    /// [`EvalError::NotFitted`] if it needs a fit that has not happened.
     fn score(
         &self,
         logits: &[f32],
@@ -249,225 +409,10 @@ pub fn validate_rows(what: &'static str, data: &[f32], width: usize) -> Result<u
     Ok(data.len() / width)
 }
 
-/// Applies `f` to each validated logit row.
-fn score_rows(logits: &[f32], num_classes: usize, f: impl Fn(&[f32]) -> f32) -> Result<Vec<f32>> {
-    validate_rows("logits", logits, num_classes)?;
-    Ok(logits.chunks_exact(num_classes).map(f).collect())
-}
-
-/// Largest value of a non-empty row.
-fn row_max(row: &[f32]) -> f32 {
-    row.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-}
-
-/// Maximum softmax probability (MSP), the baseline OOD score.
-///
-/// `score = max_k exp(z_k) / Σ_j exp(z_j) = 1 / Σ_j exp(z_j − max z)`, computed in `f64`
-/// after subtracting the row maximum, so it never overflows. Hendrycks & Gimpel, "A
-/// Baseline for Detecting Misclassified and Out-of-Distribution Examples in Neural
-/// Networks", ICLR 2017; OpenOOD `openood/postprocessors/base_postprocessor.py`.
-///
-/// Note: for very confident rows the `f32` result rounds to exactly 1.0, so MSP produces
-/// ties that MaxLogit and Energy do not.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Msp;
-
-impl Detector for Msp {
-    fn name(&self) -> String {
-        "msp".to_string()
-    }
-
-    fn score(
-        &self,
-        logits: &[f32],
-        num_classes: usize,
-        _features: Option<&[f32]>,
-    ) -> Result<Vec<f32>> {
-        score_rows(logits, num_classes, |row| {
-            let max = row_max(row);
-            let sum: f64 = row.iter().map(|&z| f64::from(z - max).exp()).sum();
-            (1.0 / sum) as f32
-        })
-    }
-}
-
-/// Maximum logit (MaxLogit / MLS): `score = max_k z_k`.
-///
-/// Hendrycks et al., "Scaling Out-of-Distribution Detection for Real-World Settings", ICML
-/// 2022; OpenOOD `openood/postprocessors/mls_postprocessor.py`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct MaxLogit;
-
-impl Detector for MaxLogit {
-    fn name(&self) -> String {
-        "maxlogit".to_string()
-    }
-
-    fn score(
-        &self,
-        logits: &[f32],
-        num_classes: usize,
-        _features: Option<&[f32]>,
-    ) -> Result<Vec<f32>> {
-        score_rows(logits, num_classes, row_max)
-    }
-}
-
-/// Energy score (negative free energy): `score = T · logsumexp(z / T)`.
-///
-/// Computed as `m + T · ln Σ_j exp((z_j − m) / T)` with `m = max z`, in `f64`, so large
-/// logits do not overflow. Liu et al., "Energy-based Out-of-distribution Detection",
-/// NeurIPS 2020 (the paper's energy is `E(x) = −T · logsumexp(z / T)`, and it scores with
-/// `−E`); OpenOOD `openood/postprocessors/ebo_postprocessor.py`
-/// (`temperature * torch.logsumexp(output / temperature, dim=1)`). The paper and OpenOOD
-/// use `T = 1`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Energy {
-    /// Temperature `T > 0` (default 1).
-    pub temperature: f32,
-}
-
-impl Energy {
-    /// An energy detector with temperature `temperature`.
-    ///
-    /// # Errors
-    /// [`EvalError::InvalidDetectorParameter`] unless `temperature` is finite and `> 0`.
-    pub fn new(temperature: f32) -> Result<Self> {
-        let energy = Self { temperature };
-        energy.check()?;
-        Ok(energy)
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.temperature.is_finite() && self.temperature > 0.0 {
-            Ok(())
-        } else {
-            Err(EvalError::InvalidDetectorParameter {
-                detector: self.name(),
-                message: format!(
-                    "temperature T = {} must be a finite number > 0",
-                    self.temperature
-                ),
-            })
-        }
-    }
-}
-
-impl Default for Energy {
-    fn default() -> Self {
-        Self { temperature: 1.0 }
-    }
-}
-
-impl Detector for Energy {
-    fn name(&self) -> String {
-        if self.temperature == 1.0 {
-            "energy".to_string()
-        } else {
-            format!("energy:T={}", self.temperature)
-        }
-    }
-
-    fn score(
-        &self,
-        logits: &[f32],
-        num_classes: usize,
-        _features: Option<&[f32]>,
-    ) -> Result<Vec<f32>> {
-        self.check()?;
-        let t = f64::from(self.temperature);
-        score_rows(logits, num_classes, |row| {
-            let max = f64::from(row_max(row));
-            let sum: f64 = row.iter().map(|&z| ((f64::from(z) - max) / t).exp()).sum();
-            (max + t * sum.ln()) as f32
-        })
-    }
-}
-
-/// The two largest softmax probabilities of a row, computed in `f64` after subtracting the
-/// row maximum.
-fn top2_probs(row: &[f32]) -> (f64, f64) {
-    let max = row_max(row);
-    let e: Vec<f64> = row.iter().map(|&z| f64::from(z - max).exp()).collect();
-    let sum: f64 = e.iter().sum();
-    let (mut p1, mut p2) = (f64::NEG_INFINITY, 0.0f64);
-    for &v in &e {
-        if v > p1 {
-            p2 = p1.max(0.0);
-            p1 = v;
-        } else if v > p2 {
-            p2 = v;
-        }
-    }
-    (p1 / sum, p2 / sum)
-}
-
-/// Cross-entropy from the uniform distribution to the softmax, `−(1/K)·Σ_k log p_k`: large
-/// for peaked (confident) predictions, `log K` for a flat one. Outlier Exposure trains
-/// outliers towards the uniform distribution with this term; ProtoGCD scores OOD samples
-/// with it (Ma et al., TPAMI 2025, the `ce` score of its OOD evaluation).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct CeUniform;
-
-impl Detector for CeUniform {
-    fn name(&self) -> String {
-        "ce_uniform".to_string()
-    }
-
-    fn score(&self, logits: &[f32], num_classes: usize, _: Option<&[f32]>) -> Result<Vec<f32>> {
-        score_rows(logits, num_classes, |row| {
-            let max = f64::from(row_max(row));
-            let lse = max
-                + row
-                    .iter()
-                    .map(|&z| (f64::from(z) - max).exp())
-                    .sum::<f64>()
-                    .ln();
-            let mean_logp = row.iter().map(|&z| f64::from(z) - lse).sum::<f64>() / row.len() as f64;
-            (-mean_logp) as f32
-        })
-    }
-}
-
-/// Ratio of the two largest softmax probabilities, `p₁ / (p₂ + 10⁻⁶)` (ProtoGCD's `ratio`
-/// score; `p₂ = 0` for a single class).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ProbRatio;
-
-impl Detector for ProbRatio {
-    fn name(&self) -> String {
-        "ratio".to_string()
-    }
-
-    fn score(&self, logits: &[f32], num_classes: usize, _: Option<&[f32]>) -> Result<Vec<f32>> {
-        score_rows(logits, num_classes, |row| {
-            let (p1, p2) = top2_probs(row);
-            (p1 / (p2 + 1e-6)) as f32
-        })
-    }
-}
-
-/// Margin between the two largest softmax probabilities, `p₁ − p₂` (ProtoGCD's `margin`
-/// score).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ProbMargin;
-
-impl Detector for ProbMargin {
-    fn name(&self) -> String {
-        "margin".to_string()
-    }
-
-    fn score(&self, logits: &[f32], num_classes: usize, _: Option<&[f32]>) -> Result<Vec<f32>> {
-        score_rows(logits, num_classes, |row| {
-            let (p1, p2) = top2_probs(row);
-            (p1 - p2) as f32
-        })
-    }
-}
-
 /// Builds a detector from its name, optionally with parameters after a colon:
-/// `"msp"`, `"maxlogit"`, `"energy"`, `"energy:T=2.0"` (also `temperature=2.0`).
-/// Names are case-insensitive; several parameters are separated by commas (`k=v,k2=v2`).
+/// `"msp"`, `"energy:T=2.0"`, `"knn:k=100"`, `"mvg:npca=0.99"`, … (every name and parameter
+/// is listed in [`KNOWN_DETECTORS`]; defaults are OpenOOD v1.5's). Names are
+/// case-insensitive; several parameters are separated by commas (`k=v,k2=v2`).
 ///
 /// # Errors
 /// [`EvalError::UnknownDetector`] listing [`KNOWN_DETECTORS`] for an unknown name;
@@ -479,65 +424,158 @@ pub fn detector_from_name(spec: &str) -> Result<Box<dyn Detector>> {
         Some((name, params)) => (name.trim(), parse_params(spec, params)?),
         None => (trimmed, Vec::new()),
     };
-    let invalid = |message: String| EvalError::InvalidDetectorParameter {
-        detector: spec.to_string(),
-        message,
+    let mut p = Params {
+        spec,
+        name: name.to_ascii_lowercase(),
+        pairs: params,
     };
-    let no_params = |params: &[(&str, &str)]| match params.first() {
-        Some((key, _)) => Err(invalid(format!(
-            "`{name}` takes no parameters, got `{key}`"
-        ))),
-        None => Ok(()),
-    };
-    match name.to_ascii_lowercase().as_str() {
-        "msp" => {
-            no_params(&params)?;
-            Ok(Box::new(Msp))
-        }
-        "maxlogit" => {
-            no_params(&params)?;
-            Ok(Box::new(MaxLogit))
-        }
-        "ce_uniform" => {
-            no_params(&params)?;
-            Ok(Box::new(CeUniform))
-        }
-        "ratio" => {
-            no_params(&params)?;
-            Ok(Box::new(ProbRatio))
-        }
-        "margin" => {
-            no_params(&params)?;
-            Ok(Box::new(ProbMargin))
-        }
+    let det: Box<dyn Detector> = match p.name.as_str() {
+        "msp" => Box::new(Msp),
+        "maxlogit" => Box::new(MaxLogit),
+        "ce_uniform" => Box::new(CeUniform),
+        "ratio" => Box::new(ProbRatio),
+        "margin" => Box::new(ProbMargin),
         "energy" => {
-            let mut energy = Energy::default();
-            for (key, value) in params {
-                match key {
-                    "T" | "t" | "temperature" => {
-                        energy.temperature = value.parse().map_err(|_| {
-                            invalid(format!("temperature `{value}` is not a number"))
-                        })?;
-                    }
-                    other => {
-                        return Err(invalid(format!(
-                            "unknown parameter `{other}`; `energy` accepts `T` (temperature)"
-                        )))
-                    }
-                }
-            }
-            energy.check().map_err(|_| {
-                invalid(format!(
-                    "temperature T = {} must be > 0",
-                    energy.temperature
-                ))
-            })?;
-            Ok(Box::new(energy))
+            let t = p.take(&["T", "t", "temperature"], 1.0, |v| v > 0.0, "> 0")?;
+            Box::new(Energy::new(t as f32)?)
         }
-        _ => Err(EvalError::UnknownDetector {
-            name: spec.to_string(),
-            known: KNOWN_DETECTORS.to_string(),
-        }),
+        "temp_scale" => Box::new(TempScale::default()),
+        "gen" => {
+            let gamma = p.take(&["gamma"], 0.1, |v| v > 0.0, "> 0")?;
+            let m = p.take_usize("M", 100)?;
+            Box::new(Gen::new(gamma, m))
+        }
+        "mds" => Box::new(Mds::default()),
+        "rmds" => Box::new(Rmds::default()),
+        "mvg" => {
+            let npca = p.take_opt("npca", |v| v > 0.0 && v < 1.0, "in (0, 1)")?;
+            Box::new(Mvg::new(npca))
+        }
+        "gmm" => {
+            let components = p.take_usize("components", 3)?;
+            let iters = p.take_usize("iters", 100)?;
+            let reg = p.take(&["reg"], 1e-6, |v| v >= 0.0, ">= 0")?;
+            Box::new(Gmm::new(components, iters, reg))
+        }
+        "knn" => {
+            let k = p.take_usize("k", 50)?;
+            let sub = p.take(&["subsample"], 1.0, |v| v > 0.0 && v <= 1.0, "in (0, 1]")?;
+            Box::new(Knn::new(k, sub))
+        }
+        "nnguide" => {
+            let k = p.take_usize("k", 100)?;
+            let sub = p.take(&["subsample"], 1.0, |v| v > 0.0 && v <= 1.0, "in (0, 1]")?;
+            Box::new(NnGuide::new(k, sub))
+        }
+        "vim" => {
+            let dim = p.take_opt(
+                "dim",
+                |v| v >= 1.0 && v.fract() == 0.0,
+                "a whole number >= 1",
+            )?;
+            Box::new(Vim::new(dim.map(|d| d as usize)))
+        }
+        "react" => Box::new(React::new(p.percentile(90.0)?)),
+        "ash" => Box::new(Ash::new(p.percentile(90.0)?)),
+        "scale" => Box::new(Scale::new(p.percentile(85.0)?)),
+        "dice" => Box::new(Dice::new(p.percentile(90.0)?)),
+        "she" => Box::new(She::default()),
+        "fdbd" => Box::new(Fdbd::default()),
+        _ => {
+            return Err(EvalError::UnknownDetector {
+                name: spec.to_string(),
+                known: KNOWN_DETECTORS.to_string(),
+            })
+        }
+    };
+    p.finish()?;
+    Ok(det)
+}
+
+/// The parameters of one detector spec, taken one by one; [`Params::finish`] rejects the
+/// ones nobody took.
+struct Params<'a> {
+    spec: &'a str,
+    name: String,
+    pairs: Vec<(&'a str, &'a str)>,
+}
+
+impl Params<'_> {
+    fn invalid(&self, message: String) -> EvalError {
+        EvalError::InvalidDetectorParameter {
+            detector: self.spec.to_string(),
+            message,
+        }
+    }
+
+    /// The value of the first of `keys` present, checked by `ok`, else `None`.
+    fn take_any(
+        &mut self,
+        keys: &[&str],
+        ok: impl Fn(f64) -> bool,
+        range: &str,
+    ) -> Result<Option<f64>> {
+        let Some(i) = self.pairs.iter().position(|(k, _)| keys.contains(k)) else {
+            return Ok(None);
+        };
+        let (key, value) = self.pairs.remove(i);
+        match value.parse::<f64>() {
+            Ok(v) if v.is_finite() && ok(v) => Ok(Some(v)),
+            _ => Err(self.invalid(format!("`{key}` = `{value}` must be {range}"))),
+        }
+    }
+
+    fn take(
+        &mut self,
+        keys: &[&str],
+        default: f64,
+        ok: impl Fn(f64) -> bool,
+        range: &str,
+    ) -> Result<f64> {
+        Ok(self.take_any(keys, ok, range)?.unwrap_or(default))
+    }
+
+    fn take_opt(
+        &mut self,
+        key: &str,
+        ok: impl Fn(f64) -> bool,
+        range: &str,
+    ) -> Result<Option<f64>> {
+        self.take_any(&[key], ok, range)
+    }
+
+    fn take_usize(&mut self, key: &str, default: usize) -> Result<usize> {
+        let v = self.take_any(
+            &[key],
+            |v| v >= 1.0 && v.fract() == 0.0,
+            "a whole number >= 1",
+        )?;
+        Ok(v.map_or(default, |v| v as usize))
+    }
+
+    fn percentile(&mut self, default: f64) -> Result<f64> {
+        self.take(
+            &["p", "percentile"],
+            default,
+            |v| (0.0..100.0).contains(&v),
+            "a percentile in [0, 100)",
+        )
+    }
+
+    fn finish(self) -> Result<()> {
+        match self.pairs.first() {
+            None => Ok(()),
+            Some((key, _)) => {
+                let accepted = KNOWN_DETECTORS
+                    .split(", ")
+                    .find(|d| d.split('[').next() == Some(self.name.as_str()))
+                    .unwrap_or(&self.name);
+                Err(self.invalid(format!(
+                    "unknown parameter `{key}`; `{}` accepts: {accepted}",
+                    self.name
+                )))
+            }
+        }
     }
 }
 
@@ -703,11 +741,19 @@ mod tests {
 
     #[test]
     fn unknown_names_list_the_known_ones() {
-        let err = detector_from_name("odin").unwrap_err();
+        let err = detector_from_name("mahalanobis").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown detector `odin`; known detectors: msp, maxlogit, energy[:T=<temperature > 0>], \
-             ce_uniform, ratio, margin"
+            format!("unknown detector `mahalanobis`; known detectors: {KNOWN_DETECTORS}")
+        );
+        // Every name of `ALL_DETECTORS` parses with its defaults and round-trips.
+        for name in ALL_DETECTORS {
+            assert_eq!(detector_from_name(name).unwrap().name(), *name);
+        }
+        let err = detector_from_name("knn:K=5").unwrap_err().to_string();
+        assert!(
+            err.contains("unknown parameter `K`") && err.contains("knn[:k=50"),
+            "{err}"
         );
     }
 
@@ -755,7 +801,7 @@ mod tests {
             true
         }
 
-        fn fit(&mut self, train: &mut dyn FeatureSource) -> Result<()> {
+        fn fit(&mut self, train: &mut dyn FeatureSource, _head: Option<&Head>) -> Result<()> {
             let dim = train.dim();
             let (mut sum, mut n, mut batches) = (vec![0.0f64; dim], 0usize, 0usize);
             train.for_each_batch(&mut |batch| {
@@ -824,7 +870,7 @@ mod tests {
         );
 
         let mut d: Box<dyn Detector> = Box::<DistanceToMean>::default();
-        d.fit(&mut train).unwrap();
+        d.fit(&mut train, None).unwrap();
         let s = d
             .score(&[0.0, 0.0], 1, Some(&[2.0, 1.0, 0.0, 0.0]))
             .unwrap();
