@@ -376,6 +376,16 @@ impl<B: Backend> Backbone<B> {
         (f, logits)
     }
 
+    /// The final linear layer, `None` for a headless network: what post-hoc detectors
+    /// that reshape features before the head (ReAct, ViM, DICE, ...) need.
+    pub fn head_linear(&self) -> Option<&burn::nn::Linear<B>> {
+        match self {
+            Backbone::ResNet(m) => m.head_linear(),
+            Backbone::Wrn(m) => m.head_linear(),
+            Backbone::Vit(m) => m.head_linear(),
+        }
+    }
+
     /// Length of the feature vector.
     pub fn feature_dim(&self) -> usize {
         match self {

@@ -282,6 +282,11 @@ impl<B: Backend> ResNet<B> {
         self.fc.forward(features)
     }
 
+    /// The linear head (`logits = features · weight + bias`, burn's `[in, out]` layout).
+    pub fn head_linear(&self) -> Option<&Linear<B>> {
+        Some(&self.fc)
+    }
+
     /// Length of the feature vector.
     pub fn feature_dim(&self) -> usize {
         self.fc.weight.dims()[0]

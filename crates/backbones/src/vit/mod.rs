@@ -256,6 +256,11 @@ impl<B: Backend> VisionTransformer<B> {
         }
     }
 
+    /// The linear head (`logits = features · weight + bias`, burn's `[in, out]` layout) or None when the network has none.
+    pub fn head_linear(&self) -> Option<&Linear<B>> {
+        self.head.as_ref()
+    }
+
     /// Token width.
     pub fn feature_dim(&self) -> usize {
         self.norm.gamma.dims()[0]

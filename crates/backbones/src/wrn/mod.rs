@@ -236,6 +236,11 @@ impl<B: Backend> WideResNet<B> {
         self.fc.forward(features)
     }
 
+    /// The linear head (`logits = features · weight + bias`, burn's `[in, out]` layout).
+    pub fn head_linear(&self) -> Option<&Linear<B>> {
+        Some(&self.fc)
+    }
+
     /// Length of the feature vector.
     pub fn feature_dim(&self) -> usize {
         self.fc.weight.dims()[0]
