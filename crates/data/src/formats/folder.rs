@@ -260,11 +260,7 @@ fn load_folder(
                 .unwrap_or_default(),
         );
         for path in sorted_entries(class_dir)? {
-            let is_image = path
-                .extension()
-                .map(|e| EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
-                .unwrap_or(false);
-            if is_image && path.is_file() {
+            if is_image_file(&path) {
                 files.push((path, label as u32));
             }
         }
@@ -278,6 +274,75 @@ fn load_folder(
             ),
         ));
     }
+    decode_files(dir, &files, channels, class_names, load)
+}
+
+/// Whether `path` has one of the image [`EXTENSIONS`] (any case).
+fn is_image_file(path: &Path) -> bool {
+    path.extension()
+        .map(|e| EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+        && path.is_file()
+}
+
+/// Loads every image under `dir` (recursively, in sorted path order, hidden entries
+/// skipped), whatever the layout, passing each through `preprocess`: the input of
+/// `trainer predict`. Returns the images (all labelled 0, class `"?"`) and their paths.
+///
+/// # Errors
+/// As [`load_image_folder_with`]; a folder with no image is named.
+pub fn load_image_files(
+    dir: &Path,
+    channels: usize,
+    preprocess: &Preprocess,
+) -> Result<(ImageSet, Vec<PathBuf>)> {
+    if channels != 1 && channels != 3 {
+        return Err(DataError::format(
+            dir,
+            format!("expected 1 (grey) or 3 (RGB) channels, found {channels}"),
+        ));
+    }
+    let mut files: Vec<(PathBuf, u32)> = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let mut subdirs = Vec::new();
+        for path in sorted_entries(&d)? {
+            if path.is_dir() {
+                subdirs.push(path);
+            } else if is_image_file(&path) {
+                files.push((path, 0));
+            }
+        }
+        pending.extend(subdirs.into_iter().rev());
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::format(
+            dir,
+            format!(
+                "expected images ({}) in the folder, found none",
+                EXTENSIONS.join(", ")
+            ),
+        ));
+    }
+    let set = decode_files(dir, &files, channels, vec!["?".to_string()], |path| {
+        let (h, w, pixels) = decode(path, channels, None)?;
+        preprocess
+            .apply_image(&pixels, channels, h, w)
+            .map_err(|e| DataError::format(path, e.to_string()))
+    })?;
+    Ok((set, files.into_iter().map(|(p, _)| p).collect()))
+}
+
+/// Decodes `files` (in parallel) into one [`ImageSet`]; every image must come out at the
+/// size of the first.
+fn decode_files(
+    dir: &Path,
+    files: &[(PathBuf, u32)],
+    channels: usize,
+    class_names: Vec<String>,
+    load: impl Fn(&Path) -> Result<(usize, usize, Vec<u8>)> + Sync,
+) -> Result<ImageSet> {
     let decoded: Vec<Result<(usize, usize, Vec<u8>)>> =
         files.par_iter().map(|(path, _)| load(path)).collect();
     let mut pixels = Vec::new();

@@ -33,7 +33,8 @@ pub use filelist::{
     find_entries, list_class_names, load_file_list, read_file_list, ListEntry, MAX_LIST_LABEL,
 };
 pub use folder::{
-    load_image_folder, load_image_folder_with, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, RESIZE_FILTER,
+    load_image_files, load_image_folder, load_image_folder_with, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE,
+    RESIZE_FILTER,
 };
 pub use idx::{
     load_fashion_mnist, load_idx_dataset, load_mnist, mnist_dir, read_idx_images, read_idx_labels,
