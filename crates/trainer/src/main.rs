@@ -56,6 +56,13 @@ enum Command {
     ///
     /// Example: trainer embed --config configs/vit_tiny_mnist.toml --out feats.safetensors
     Embed(EmbedArgs),
+    /// Fit one post-hoc detector on the ID training set, set its threshold to keep a
+    /// fraction of the ID test images, and call every image of a folder ID or OOD; writes a
+    /// CSV (path,class,class_name,score,is_ood).
+    ///
+    /// Example: trainer predict --run experiments/quickstart --images photos/ --detector knn
+    /// --out predictions.csv
+    Predict(PredictArgs),
     /// Dataset tools: download official archives, inspect a dataset folder.
     #[command(subcommand)]
     Data(DataCommand),
@@ -93,8 +100,15 @@ struct TrainArgs {
 #[derive(Args, Debug)]
 struct EvalArgs {
     /// Run folder (holding config.toml and checkpoints/).
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    run: Option<PathBuf>,
+    /// Or an OOD config: evaluate its `model.weights` (an import, no run) with its
+    /// detectors, into --out (default `<output_dir>/<name>/posthoc/`).
     #[arg(long)]
-    run: PathBuf,
+    config: Option<PathBuf>,
+    /// Output folder of `--config` evaluations.
+    #[arg(long, requires = "config")]
+    out: Option<PathBuf>,
     /// cpu | cuda[:N] | tch-cpu | tch-cuda[:N]
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -173,6 +187,38 @@ struct EmbedArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// cpu | cuda[:N] | tch-cpu | tch-cuda[:N]
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args, Debug)]
+struct PredictArgs {
+    /// A trained run (its config.toml and last checkpoint).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+    run: Option<PathBuf>,
+    /// Or an experiment config whose `model.weights` is the network (`[data.id]` is still
+    /// the ID set the detector is fitted and thresholded on).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Folder of images to score (searched recursively; png, jpg, jpeg, bmp).
+    #[arg(long, value_name = "DIR")]
+    images: PathBuf,
+    /// Detector, e.g. `energy`, `knn:k=50`, `vim` (see docs/detectors.md).
+    #[arg(long)]
+    detector: String,
+    /// Fraction of ID test images the threshold keeps.
+    #[arg(long, default_value_t = 0.95)]
+    tpr: f64,
+    /// Output CSV.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    overwrite: bool,
     /// cpu | cuda[:N] | tch-cpu | tch-cuda[:N]
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -281,6 +327,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => cmd_export(a),
         Command::Bench(a) => cmd_bench(a),
         Command::Embed(a) => cmd_embed(a),
+        Command::Predict(a) => cmd_predict(a),
         Command::Data(d) => cmd_data(d),
     }
 }
@@ -326,18 +373,34 @@ fn load_run(run: &std::path::Path, overrides: &[String]) -> Result<ExperimentCon
 
 fn cmd_eval(a: EvalArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
-    let cfg = load_run(&a.run, &a.overrides)?;
-    let s = with_backend!(device, |B, dev| {
-        type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
-        families::evaluate_run::<I>(
-            &cfg,
-            &a.run,
-            a.checkpoint.into(),
-            &device.label(),
-            &dev,
-            a.save_scores,
-        )
-    })?;
+    let s = match (&a.run, &a.config) {
+        (Some(run), _) => {
+            let cfg = load_run(run, &a.overrides)?;
+            with_backend!(device, |B, dev| {
+                type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+                families::evaluate_run::<I>(
+                    &cfg,
+                    run,
+                    a.checkpoint.into(),
+                    &device.label(),
+                    &dev,
+                    a.save_scores,
+                )
+            })?
+        }
+        (None, Some(config)) => {
+            let cfg = families::load_config(config, &a.overrides)?;
+            let out = a
+                .out
+                .clone()
+                .unwrap_or_else(|| cfg.output_dir.join(&cfg.name).join("posthoc"));
+            with_backend!(device, |B, dev| {
+                type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+                families::evaluate_config::<I>(&cfg, &out, &device.label(), &dev, a.save_scores)
+            })?
+        }
+        (None, None) => anyhow::bail!("`eval` needs --run RUN_DIR or --config FILE"),
+    };
     println!("{s}");
     Ok(())
 }
@@ -541,6 +604,38 @@ fn cmd_embed(a: EmbedArgs) -> Result<()> {
             String::new()
         },
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn cmd_predict(a: PredictArgs) -> Result<()> {
+    let device = DeviceChoice::parse(&a.device)?;
+    let cfg = match (&a.run, &a.config) {
+        (Some(run), _) => load_run(run, &a.overrides)?,
+        (None, Some(c)) => families::load_config(c, &a.overrides)?,
+        (None, None) => anyhow::bail!("`predict` needs --run RUN_DIR or --config FILE"),
+    };
+    let opts = trainer::commands::predict::PredictOptions {
+        run: a.run,
+        images: a.images,
+        detector: a.detector,
+        tpr: a.tpr,
+        out: a.out,
+        overwrite: a.overwrite,
+    };
+    let s = with_backend!(device, |B, dev| {
+        type I = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+        trainer::commands::predict::predict::<I>(&cfg, &opts, &dev)
+    })?;
+    println!(
+        "wrote {}: {} of {} images called OOD by {} (threshold {:e}, keeping {:.1}% of {} ID test images)",
+        opts.out.display(),
+        s.flagged,
+        s.images,
+        s.detector,
+        s.threshold,
+        100.0 * opts.tpr,
+        s.id_images
     );
     Ok(())
 }

@@ -13,7 +13,7 @@ pub mod ossl;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::de::DeserializeOwned;
@@ -244,6 +244,58 @@ pub fn evaluate_run<B: Backend>(
         }
     };
     Ok(format!("{}\nwrote {}", summary.trim_end(), out.display()))
+}
+
+/// `trainer eval --config`: evaluates the config's `model.weights` (a torchvision / timm /
+/// Hub import, no training run) with the config's detectors on its ID and OOD sets, into
+/// `out` (`metrics.json`, `report.md`, `plots/`, with `save_scores` `scores.csv`): Rippel's
+/// workflow (a Gaussian on pretrained features) and OpenOOD's "bring your checkpoint".
+///
+/// # Errors
+/// A config of another family or without `model.weights`, data or weights that cannot be
+/// loaded, a detector the network cannot run, or unwritable files.
+pub fn evaluate_config<B: Backend>(
+    cfg: &ExperimentConfig,
+    out: &Path,
+    device_label: &str,
+    device: &B::Device,
+    save_scores: bool,
+) -> Result<String> {
+    if family_of(&cfg.recipe)? != FamilyKind::Ood {
+        bail!(
+            "`eval --config` evaluates OOD detectors on a network's weights; recipe `{}` is not \
+             an OOD recipe (evaluate its runs with `eval --run`)",
+            cfg.recipe
+        );
+    }
+    if cfg.model.weights.is_none() {
+        bail!(
+            "`eval --config` evaluates the config's `model.weights`, and this config has none \
+             (set model.weights to a torchvision/timm/Hub file, or evaluate a trained run with \
+             `eval --run`)"
+        );
+    }
+    let data = crate::run::data::load(&cfg.data, cfg.seed, false, cfg.model.in_channels)?;
+    let classes = cfg.model.num_classes.unwrap_or(data.num_classes());
+    let model = crate::run::build::build_backbone::<B>(
+        &cfg.model,
+        classes,
+        data.id_train.height,
+        cfg.seed,
+        device,
+        false,
+    )?;
+    let ev = ood::eval::evaluate(&model, cfg, &data, device_label, device)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    ev.write(out, cfg)?;
+    if save_scores {
+        ev.write_scores(&out.join("scores.csv"))?;
+    }
+    Ok(format!(
+        "{}\nwrote {}",
+        ev.summary().trim_end(),
+        out.display()
+    ))
 }
 
 /// `trainer export`: a run's checkpoint `which` in its family's layout, on the CPU.

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod checkpoint;
 pub mod data;
+pub mod detect;
 pub mod device;
 pub mod driver;
 pub mod ema;

@@ -8,23 +8,39 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use unseen_backbones::Backbone;
-use unseen_eval::detectors::detector_from_name;
 use unseen_eval::metrics::{accuracy, ood_metrics, OodMetrics};
+use unseen_eval::plots::{roc_plot, score_histogram, RocCurve};
 use unseen_eval::report::{OodGroup, OodReport, OodRow};
 
 use crate::config::ExperimentConfig;
 use crate::run::checkpoint::Which;
 use crate::run::data::ExperimentData;
+use crate::run::detect::{check_finite, fit_detectors};
 use crate::run::infer::{features_and_logits, Rows};
-use crate::run::io::write_atomic;
+use crate::run::io::{replace_dir, write_atomic};
+
+/// A dataset or detector name as a file-name part: ASCII letters, digits, `.`, `-`, `_`
+/// and `=` kept, anything else (`:`, `,`, `/`, spaces) replaced by `_`.
+fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '=') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
 
 /// The `id` section of `metrics.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdMetrics {
     /// ID dataset name.
     pub dataset: String,
-    /// Top-1 accuracy on the ID test set (fraction).
-    pub accuracy: f64,
+    /// Top-1 accuracy on the ID test set (fraction); absent for a headless network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
 }
 
 /// One row of the `ood` section.
@@ -59,6 +75,20 @@ pub struct MetricsFile {
     pub ood: Vec<OodEntry>,
     /// Averages over the `near` and `far` groups per detector.
     pub ood_groups: Vec<OodEntry>,
+    /// Every detector with what its fit on the ID training set chose (a temperature, a
+    /// threshold, ViM's `alpha`, ...), so a score can be recomputed from the run's files.
+    #[serde(default)]
+    pub detectors: Vec<DetectorInfo>,
+}
+
+/// One detector of `metrics.json`'s `detectors` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorInfo {
+    /// Detector name with its parameters (`knn:k=10`).
+    pub name: String,
+    /// Values its fit chose, by name.
+    #[serde(default)]
+    pub fitted: std::collections::BTreeMap<String, f64>,
 }
 
 /// Everything one evaluation produced.
@@ -69,6 +99,9 @@ pub struct Evaluation {
     pub table: OodReport,
     /// Per-sample scores: (dataset, group, detector, is_ood, scores).
     pub scores: Vec<(String, String, String, bool, Vec<f32>)>,
+    /// Seconds each detector's fit took, in `metrics.detectors` order (kept out of
+    /// `metrics.json`, which is bit-reproducible; shown in `report.md`).
+    pub fit_seconds: Vec<f64>,
 }
 
 /// Evaluates a model on the ID test set and every OOD set with every configured detector.
@@ -84,22 +117,35 @@ pub fn evaluate<B: Backend>(
         &cfg.data.augment.std,
         cfg.eval.batch_size,
     );
-    let (_, id) = features_and_logits(model, &data.id_test, mean, std, bs, device)?;
+    let (id_f, id) = features_and_logits(model, &data.id_test, mean, std, bs, device)?;
+    check_finite("the feature", "the ID test set", &id_f)?;
+    check_finite("the logit", "the ID test set", &id)?;
     let labels: Vec<usize> = data.id_test.labels.iter().map(|&l| l as usize).collect();
-    let acc = accuracy(&id.argmax(), &labels).context("ID accuracy")?;
-    let mut ood_logits: Vec<(String, OodGroup, Rows)> = Vec::new();
+    let acc = if id.width > 0 {
+        Some(accuracy(&id.argmax(), &labels).context("ID accuracy")?)
+    } else {
+        None
+    };
+    let mut ood_sets: Vec<(String, OodGroup, Rows, Rows)> = Vec::new();
     for (name, group, set) in &data.ood {
-        let (_, l) = features_and_logits(model, set, mean, std, bs, device)?;
-        ood_logits.push((name.clone(), *group, l));
+        let (f, l) = features_and_logits(model, set, mean, std, bs, device)?;
+        check_finite("the feature", &format!("OOD set {name}"), &f)?;
+        check_finite("the logit", &format!("OOD set {name}"), &l)?;
+        ood_sets.push((name.clone(), *group, f, l));
     }
+    let fitted = fit_detectors(model, &cfg.eval.detectors, cfg, &data.id_train, device)?;
     let mut rows = Vec::new();
     let mut scores = Vec::new();
-    for det_name in &cfg.eval.detectors {
-        let det = detector_from_name(det_name)
-            .with_context(|| format!("`eval.detectors`: unknown detector {det_name:?}"))?;
+    let mut infos = Vec::new();
+    for fd in &fitted {
+        let det = &fd.detector;
         let det_label = det.name();
+        infos.push(DetectorInfo {
+            name: det_label.clone(),
+            fitted: fd.fitted.iter().cloned().collect(),
+        });
         let id_scores = det
-            .score(&id.values, id.width, None)
+            .score(&id.values, id.width, Some(&id_f.values))
             .with_context(|| format!("detector {det_label} on the ID test set"))?;
         scores.push((
             cfg.data.id_name.clone(),
@@ -108,9 +154,9 @@ pub fn evaluate<B: Backend>(
             false,
             id_scores.clone(),
         ));
-        for (name, group, l) in &ood_logits {
+        for (name, group, f, l) in &ood_sets {
             let s = det
-                .score(&l.values, l.width, None)
+                .score(&l.values, l.width, Some(&f.values))
                 .with_context(|| format!("detector {det_label} on OOD set {name}"))?;
             let m = ood_metrics(&id_scores, &s)
                 .with_context(|| format!("metrics of detector {det_label} on OOD set {name}"))?;
@@ -154,11 +200,13 @@ pub fn evaluate<B: Backend>(
                 metrics: g.metrics,
             })
             .collect(),
+        detectors: infos,
     };
     Ok(Evaluation {
         metrics,
         table,
         scores,
+        fit_seconds: fitted.iter().map(|f| f.fit_seconds).collect(),
     })
 }
 
@@ -167,14 +215,104 @@ impl Evaluation {
     pub fn write(&self, dir: &Path, cfg: &ExperimentConfig) -> Result<()> {
         let json = serde_json::to_string_pretty(&self.metrics)? + "\n";
         write_atomic(&dir.join("metrics.json"), json.as_bytes())?;
+        if !self.table.rows.is_empty() {
+            replace_dir(&dir.join("plots"), |tmp| self.write_plots(tmp))?;
+        }
         write_atomic(&dir.join("report.md"), self.report_markdown(cfg).as_bytes())?;
         Ok(())
+    }
+
+    /// The OOD sets (name, group) in evaluation order and the detectors, from the scores.
+    fn sets_and_detectors(&self) -> (Vec<(String, String)>, Vec<String>) {
+        let (mut sets, mut dets): (Vec<(String, String)>, Vec<String>) = (Vec::new(), Vec::new());
+        for (dataset, group, det, is_ood, _) in &self.scores {
+            if *is_ood && !sets.iter().any(|(d, _)| d == dataset) {
+                sets.push((dataset.clone(), group.clone()));
+            }
+            if !dets.contains(det) {
+                dets.push(det.clone());
+            }
+        }
+        (sets, dets)
+    }
+
+    fn scores_of(&self, dataset: &str, detector: &str, ood: bool) -> &[f32] {
+        self.scores
+            .iter()
+            .find(|(d, _, det, is_ood, _)| d == dataset && det == detector && *is_ood == ood)
+            .map(|s| s.4.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// `roc_<set>.{svg,png}` (one curve per detector) and `hist_<detector>.{svg,png}` (ID
+    /// vs every OOD set) into `dir`.
+    fn write_plots(&self, dir: &Path) -> Result<()> {
+        let (sets, dets) = self.sets_and_detectors();
+        let id = &self.metrics.id.dataset;
+        for (set, group) in &sets {
+            let curves = dets
+                .iter()
+                .map(|d| {
+                    RocCurve::new(
+                        d.clone(),
+                        self.scores_of(id, d, false),
+                        self.scores_of(set, d, true),
+                    )
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let title = format!("{id} vs {set} ({group})");
+            roc_plot(
+                &title,
+                &curves,
+                &dir.join(format!("roc_{}", file_stem(set))),
+            )?;
+        }
+        for d in &dets {
+            let ood: Vec<(&str, &[f32])> = sets
+                .iter()
+                .map(|(s, _)| (s.as_str(), self.scores_of(s, d, true)))
+                .collect();
+            let title = format!("{d}: {id} vs OOD");
+            score_histogram(
+                &title,
+                d,
+                self.scores_of(id, d, false),
+                &ood,
+                &dir.join(format!("hist_{}", file_stem(d))),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The report's section linking the plots (paths relative to the report).
+    fn plots_markdown(&self) -> String {
+        let (sets, dets) = self.sets_and_detectors();
+        if sets.is_empty() {
+            return String::new();
+        }
+        let mut s = String::from("\n## Plots\n\nROC curves (one line per detector): ");
+        let link = |name: &str, stem: String| {
+            format!("[{name}](plots/{stem}.png) ([svg](plots/{stem}.svg))")
+        };
+        s += &sets
+            .iter()
+            .map(|(set, _)| link(set, format!("roc_{}", file_stem(set))))
+            .collect::<Vec<_>>()
+            .join(", ");
+        s += ".\n\nScore histograms, ID vs OOD: ";
+        s += &dets
+            .iter()
+            .map(|d| link(d, format!("hist_{}", file_stem(d))))
+            .collect::<Vec<_>>()
+            .join(", ");
+        s += ".\n";
+        s
     }
 
     /// The Markdown report.
     pub fn report_markdown(&self, cfg: &ExperimentConfig) -> String {
         let mut s = format!(
-            "# {}\n\nRecipe `{}`, seed {}, device `{}`.\n\nID accuracy on {}: **{:.2}%**\n\n\
+            "# {}\n\nRecipe `{}`, seed {}, device `{}`.\n\nID accuracy on {}: **{}**\n\n\
              FPR@95 treats OOD as the positive class (OpenOOD v1.5); `fpr95_id_positive` in \
              `metrics.json` is the ID-positive convention of the energy paper.\n\n",
             cfg.name,
@@ -182,9 +320,11 @@ impl Evaluation {
             cfg.seed,
             self.metrics.device,
             self.metrics.id.dataset,
-            100.0 * self.metrics.id.accuracy
+            self.accuracy_text()
         );
         s += &self.table.to_markdown();
+        s += &self.ranking_markdown();
+        s += &self.plots_markdown();
         if let Some(p) = &cfg.paper {
             s += &format!("\n## Published numbers ({})\n\n", p.source);
             s += "| dataset | detector | accuracy | AUROC | FPR@95 | convention |\n|---|---|---|---|---|---|\n";
@@ -207,6 +347,79 @@ impl Evaluation {
         s
     }
 
+    /// Detectors ranked by mean AUROC over the `near` and `far` groups (each group's mean
+    /// over its sets), with FPR@95 and what each fit chose.
+    pub fn ranking_markdown(&self) -> String {
+        let means = self.table.means();
+        let get = |det: &str, group: OodGroup| {
+            means
+                .iter()
+                .find(|g| g.detector == det && g.group == group)
+                .map(|g| g.metrics)
+        };
+        type Ranked<'a> = (
+            &'a DetectorInfo,
+            Option<OodMetrics>,
+            Option<OodMetrics>,
+            f64,
+            f64,
+        );
+        let mut ranked: Vec<Ranked> = self
+            .metrics
+            .detectors
+            .iter()
+            .zip(self.fit_seconds.iter().chain(std::iter::repeat(&0.0)))
+            .map(|(d, &secs)| {
+                let (near, far) = (get(&d.name, OodGroup::Near), get(&d.name, OodGroup::Far));
+                let aurocs: Vec<f64> = [near, far].iter().flatten().map(|m| m.auroc).collect();
+                let key = aurocs.iter().sum::<f64>() / aurocs.len().max(1) as f64;
+                (d, near, far, key, secs)
+            })
+            .collect();
+        if ranked.len() < 2 {
+            return String::new();
+        }
+        ranked.sort_by(|a, b| b.3.total_cmp(&a.3));
+        let pct = |m: Option<OodMetrics>, f: fn(&OodMetrics) -> f64| {
+            m.map(|m| format!("{:.2}", 100.0 * f(&m)))
+                .unwrap_or_else(|| "-".into())
+        };
+        let mut s = String::from(
+            "\n## Detectors ranked by mean AUROC (near, far)\n\n\
+             | rank | detector | near AUROC | far AUROC | near FPR@95 | far FPR@95 | fitted | fit s |\n\
+             |---:|:---|---:|---:|---:|---:|:---|---:|\n",
+        );
+        for (i, (d, near, far, _, secs)) in ranked.iter().enumerate() {
+            let fitted: Vec<String> = d
+                .fitted
+                .iter()
+                .map(|(k, v)| {
+                    if v.fract() == 0.0 && v.abs() < 1e15 {
+                        format!("{k}={v}")
+                    } else {
+                        format!("{k}={v:.4}")
+                    }
+                })
+                .collect();
+            s += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {:.2} |\n",
+                i + 1,
+                d.name,
+                pct(*near, |m| m.auroc),
+                pct(*far, |m| m.auroc),
+                pct(*near, |m| m.fpr95),
+                pct(*far, |m| m.fpr95),
+                if fitted.is_empty() {
+                    "-".into()
+                } else {
+                    fitted.join(", ")
+                },
+                secs
+            );
+        }
+        s
+    }
+
     /// Writes `scores.csv` (`dataset,group,detector,index,is_ood,score`).
     pub fn write_scores(&self, path: &Path) -> Result<()> {
         let mut buf = Vec::new();
@@ -221,14 +434,22 @@ impl Evaluation {
 }
 
 impl Evaluation {
+    /// `"97.50%"`, or why there is no accuracy.
+    pub fn accuracy_text(&self) -> String {
+        match self.metrics.id.accuracy {
+            Some(a) => format!("{:.2}%", 100.0 * a),
+            None => "- (the network has no classification head)".into(),
+        }
+    }
+
     /// The end-of-run summary for the terminal.
     pub fn summary(&self) -> String {
         format!(
-            "{} [{}]: ID accuracy on {} = {:.2}%\n{}",
+            "{} [{}]: ID accuracy on {} = {}\n{}",
             self.metrics.run,
             self.metrics.recipe,
             self.metrics.id.dataset,
-            100.0 * self.metrics.id.accuracy,
+            self.accuracy_text(),
             self.table.to_terminal()
         )
     }

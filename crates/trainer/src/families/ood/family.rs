@@ -117,7 +117,7 @@ impl Evaluated for Evaluation {
     }
 
     fn line(&self) -> String {
-        format!("test acc {:.2}%", 100.0 * self.metrics.id.accuracy)
+        format!("test acc {}", self.accuracy_text())
     }
 }
 
@@ -220,7 +220,9 @@ impl<B: AutodiffBackend> Family<B> for OodFamily<B> {
             &self.device_label,
             &self.device,
         )?;
-        tb.scalar("eval/accuracy", ev.metrics.id.accuracy, step);
+        if let Some(acc) = ev.metrics.id.accuracy {
+            tb.scalar("eval/accuracy", acc, step);
+        }
         for r in &ev.metrics.ood {
             tb.scalar(
                 &format!("eval/auroc/{}/{}", r.dataset, r.detector),

@@ -1,0 +1,170 @@
+//! Post-hoc detectors on a trained network: `eval.detectors` expanded (`"all"` = every
+//! detector the network supports), the network's linear head read out for the detectors
+//! that need it, the ID training features computed once through the one inference path,
+//! and every detector fitted on them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use unseen_backbones::Backbone;
+use unseen_data::ImageSet;
+use unseen_eval::detectors::{
+    detector_from_name, validate_rows, Detector, Features, Head, ALL_DETECTORS,
+};
+
+use crate::config::ExperimentConfig;
+use crate::run::infer::{features_and_logits, Rows};
+
+/// A detector ready to score, with what its fit chose and how long the fit took.
+pub struct FittedDetector {
+    /// The detector.
+    pub detector: Box<dyn Detector>,
+    /// Values the fit chose (`Detector::fitted`).
+    pub fitted: Vec<(String, f64)>,
+    /// Seconds spent in `fit` (0 for logit-only detectors).
+    pub fit_seconds: f64,
+}
+
+/// `eval.detectors` with `"all"` replaced by every detector of [`ALL_DETECTORS`] that a
+/// network with (`has_head`) or without a linear head can run, duplicates removed (first
+/// occurrence kept).
+pub fn expand(specs: &[String], has_head: bool) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for spec in specs {
+        if spec.trim().eq_ignore_ascii_case("all") {
+            for name in ALL_DETECTORS {
+                let d = detector_from_name(name)?;
+                let needs = d.needs();
+                let logits_ok = has_head || (!needs.head && !needs.train_logits && needs.features);
+                if logits_ok && !out.iter().any(|o| o == name) {
+                    out.push((*name).to_string());
+                }
+            }
+        } else if !out.iter().any(|o| o == spec) {
+            out.push(spec.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// The network's linear head as `W [K, D]` (PyTorch's layout) and `b [K]`, `None` for a
+/// headless network.
+pub fn linear_head<B: Backend>(model: &Backbone<B>) -> Result<Option<Head>> {
+    let Some(linear) = model.head_linear() else {
+        return Ok(None);
+    };
+    // burn stores [in, out]; the detectors use PyTorch's [out, in].
+    let w = linear.weight.val();
+    let [d, k] = w.dims();
+    let weight = w
+        .transpose()
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("reading the head's weight: {e:?}"))?;
+    let bias = match &linear.bias {
+        Some(b) => b
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading the head's bias: {e:?}"))?,
+        None => vec![0.0; k],
+    };
+    Ok(Some(
+        Head::new(weight, bias, k, d).context("the network's linear head")?,
+    ))
+}
+
+/// Checks inference outputs for NaN / infinity, naming the image.
+pub fn check_finite(what: &str, set_name: &str, rows: &Rows) -> Result<()> {
+    if rows.width == 0 {
+        return Ok(());
+    }
+    if let Err(e) = validate_rows("values", &rows.values, rows.width) {
+        if let unseen_eval::EvalError::NonFiniteValue {
+            row, column, value, ..
+        } = e
+        {
+            bail!(
+                "{what} of image {row} of {set_name} is {value} (column {column}): the network \
+                 produced a non-finite value; check the checkpoint and the input normalisation"
+            );
+        }
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Builds every detector of `specs`, computes the ID training features (normalisation only,
+/// the images `trainer embed --train-split` writes) if any detector needs a fit, and fits
+/// them. A detector the network cannot run is an error naming why.
+pub fn fit_detectors<B: Backend>(
+    model: &Backbone<B>,
+    specs: &[String],
+    cfg: &ExperimentConfig,
+    train: &Arc<ImageSet>,
+    device: &B::Device,
+) -> Result<Vec<FittedDetector>> {
+    let head = linear_head(model)?;
+    let mut detectors = Vec::new();
+    for spec in expand(specs, head.is_some())? {
+        let det =
+            detector_from_name(&spec).with_context(|| format!("`eval.detectors`: {spec:?}"))?;
+        detectors.push(det);
+    }
+    let mut source: Option<Features> = None;
+    let mut out = Vec::new();
+    for mut det in detectors {
+        let needs = det.needs();
+        let name = det.name();
+        if needs.head && head.is_none() {
+            bail!(
+                "detector `{name}` cannot run on this network: it needs the network's linear \
+                 head and `{}` has none (use `mvg`, `knn` or another feature detector)",
+                cfg.model.name
+            );
+        }
+        let started = Instant::now();
+        if needs.fit {
+            if source.is_none() {
+                source = Some(train_features(model, cfg, train, device)?);
+            }
+            let src = source.as_mut().expect("computed above");
+            det.fit(src, head.as_ref())
+                .with_context(|| format!("fitting detector `{name}` on the ID training set"))?;
+        }
+        out.push(FittedDetector {
+            fitted: det.fitted(),
+            fit_seconds: if needs.fit {
+                started.elapsed().as_secs_f64()
+            } else {
+                0.0
+            },
+            detector: det,
+        });
+    }
+    Ok(out)
+}
+
+/// The ID training set's features, logits and labels as a detector's fitting source.
+fn train_features<B: Backend>(
+    model: &Backbone<B>,
+    cfg: &ExperimentConfig,
+    train: &Arc<ImageSet>,
+    device: &B::Device,
+) -> Result<Features> {
+    let (mean, std) = (&cfg.data.augment.mean, &cfg.data.augment.std);
+    let (f, l) = features_and_logits(model, train, mean, std, cfg.eval.batch_size, device)
+        .context("features of the ID training set")?;
+    check_finite("the feature", "the ID training set", &f)?;
+    check_finite("the logit", "the ID training set", &l)?;
+    let labels: Vec<usize> = train.labels.iter().map(|&y| y as usize).collect();
+    let mut src = Features::new(f.values, f.width)?.with_labels(labels)?;
+    if l.width > 0 {
+        src = src.with_logits(l.values, l.width)?;
+    }
+    Ok(src)
+}
