@@ -108,6 +108,31 @@ fn every_detector_evaluates_reproducibly_and_predict_flags_unseen_images() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(metrics(&run.join("eval")), m);
 
+    // That evaluation streamed the training features from a cache file in the run folder
+    // (the training run's own evaluation held them in memory: the same metrics, above).
+    // A second evaluation reuses the file; a damaged one is recomputed, with the same
+    // metrics again.
+    let cache = run.join("cache/train_features.bin");
+    let written = std::fs::metadata(&cache).unwrap().modified().unwrap();
+    let o = trainer(&["eval", "--run", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().modified().unwrap(),
+        written
+    );
+    assert_eq!(metrics(&run.join("eval")), m);
+    let len = std::fs::metadata(&cache).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cache)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+    let o = trainer(&["eval", "--run", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::metadata(&cache).unwrap().len(), len);
+    assert_eq!(metrics(&run.join("eval")), m);
+
     // Bad detector specs fail cleanly, naming why.
     let o = trainer(&[
         "eval",
@@ -238,4 +263,184 @@ fn eval_config_scores_imported_weights_without_a_run() {
         out.to_str().unwrap(),
     ]);
     assert_clean_failure(&o, &["model.weights", "eval --run"]);
+}
+
+/// `[[data.ood]]` entries as one `--set data.ood=[...]` value (an inline array of tables
+/// replaces the config's whole list; `--set` cannot append to it): the quickstart's near and
+/// far sets, then `extra` (inline tables) if any.
+fn ood_sets_with(extra: &[&str]) -> String {
+    let mut sets = vec![
+        r#"{ name = "mnist-6-9", group = "near", dataset = { source = "mnist", path = "datasets/mnist-subset", classes = "6-9" } }"#,
+        r#"{ name = "fashion-mnist-5-9", group = "far", dataset = { source = "fashion-mnist", path = "datasets/fashion-mnist-subset", classes = "5-9" } }"#,
+    ];
+    sets.extend_from_slice(extra);
+    format!("data.ood=[{}]", sets.join(", "))
+}
+
+/// Full-spectrum OOD (OpenOOD v1.5's FSOOD): a `group = "csid"` set is scored as ID, not
+/// OOD. The csid set here is the ID test set itself (MNIST 0-5, test split), so every
+/// expectation is exact: its accuracy is the ID accuracy, its scores are the ID scores, and
+/// the `fsood` rows (ID = ID test ∪ csid, i.e. every ID score twice) have the `ood` rows'
+/// AUROC and FPR@95s.
+#[test]
+fn csid_sets_are_scored_as_id_in_full_spectrum_ood() {
+    const CSID: &str = r#"{ name = "mnist-0-5-test", group = "csid", dataset = { source = "mnist", path = "datasets/mnist-subset", classes = "0-5" } }"#;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let with_csid = ood_sets_with(&[CSID]);
+    // Training with a csid set: the final evaluation writes its sections, and the standard
+    // OOD table keeps the near/far sets only.
+    run_ok(&tiny_args(out, &["--set", &with_csid]));
+    let run = out.join("quickstart");
+    let m = metrics(&run);
+    assert_eq!(m["csid"].as_array().unwrap().len(), 1, "{m}");
+    assert_eq!(m["csid"][0]["dataset"], "mnist-0-5-test");
+    assert_eq!(m["ood"].as_array().unwrap().len(), 2 * 3);
+    assert_eq!(m["fsood"].as_array().unwrap().len(), 2 * 3);
+    assert_eq!(m["fsood_groups"].as_array().unwrap().len(), 2 * 3);
+    for key in ["ood", "ood_groups", "fsood", "fsood_groups"] {
+        for row in m[key].as_array().unwrap() {
+            assert!(
+                row["group"] == "near" || row["group"] == "far",
+                "{key}: {row}"
+            );
+            assert_ne!(row["dataset"], "mnist-0-5-test", "{key}: {row}");
+        }
+    }
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Full-spectrum OOD (csid counted as ID)")
+            && report.contains("| mnist-0-5-test |"),
+        "{report}"
+    );
+    // No plot for the csid set.
+    assert!(!run.join("plots/roc_mnist-0-5-test.png").exists());
+
+    // The run's ID test set is a seeded 60-per-class subsample, the csid set another one.
+    // Re-evaluated with `limit_per_class = 500`, the whole test split of the bundled subset
+    // (500 digits per class), both are the same 3,000 images in the same order. The
+    // detectors include feature-based ones, so the csid set goes through the feature path.
+    let run_s = run.to_str().unwrap();
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--run",
+            run_s,
+            "--save-scores",
+            "--set",
+            "data.id.limit_per_class=500",
+            "--set",
+            r#"eval.detectors=["msp", "energy", "knn:k=10", "mds"]"#,
+        ];
+        args.extend_from_slice(extra);
+        trainer(&args)
+    };
+    // The run's config.toml holds the csid set: the plain evaluation drops it.
+    let o = eval(&["--set", &ood_sets_with(&[])]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plain = metrics(&run.join("eval"));
+    // Without a csid set metrics.json has none of the new sections.
+    for key in ["csid", "fsood", "fsood_groups"] {
+        assert!(plain.get(key).is_none(), "{key} in {plain}");
+    }
+    let o = eval(&["--set", &with_csid]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary.contains("csid accuracy: mnist-0-5-test "),
+        "{summary}"
+    );
+    let fs = metrics(&run.join("eval"));
+    // Everything of the plain evaluation is unchanged, bit for bit.
+    let mut rest = fs.clone();
+    for key in ["csid", "fsood", "fsood_groups"] {
+        rest.as_object_mut().unwrap().remove(key);
+    }
+    assert_eq!(rest, plain);
+
+    let id_acc = fs["id"]["accuracy"].as_f64().unwrap();
+    assert_eq!(fs["csid"][0]["accuracy"].as_f64().unwrap(), id_acc);
+    let (ood, fsood) = (
+        fs["ood"].as_array().unwrap(),
+        fs["fsood"].as_array().unwrap(),
+    );
+    assert_eq!(ood.len(), 2 * 4);
+    assert_eq!(fsood.len(), ood.len());
+    // ID = ID test ∪ csid holds every ID score twice. Each ROC point's coordinates are
+    // fractions of each class above a threshold, and doubling every ID count leaves those
+    // fractions (2k / 2n = k / n) and the tie-group steps unchanged: AUROC (the
+    // Mann-Whitney fraction of (ID, OOD) pairs ranked right) and both FPR@95 conventions
+    // (OOD positive: the fraction of ID at 95% TPR of OOD; ID positive: the fraction of OOD
+    // at 95% TPR of ID) are the same numbers. Average precision is not a fraction of one
+    // class: with twice the ID images precision rises where ID is positive (AUPR-In) and
+    // falls where OOD is (AUPR-Out), at the same recall steps.
+    let f = |row: &serde_json::Value, k: &str| row[k].as_f64().unwrap();
+    for (a, b) in ood.iter().zip(fsood) {
+        for k in ["dataset", "group", "detector"] {
+            assert_eq!(a[k], b[k]);
+        }
+        for k in ["auroc", "fpr95", "fpr95_id_positive"] {
+            assert!((f(a, k) - f(b, k)).abs() < 1e-12, "{k}: {a} vs {b}");
+        }
+        assert!(f(b, "aupr_in") >= f(a, "aupr_in") - 1e-12, "{a} vs {b}");
+        assert!(f(b, "aupr_out") <= f(a, "aupr_out") + 1e-12, "{a} vs {b}");
+    }
+    let (groups, fs_groups) = (
+        fs["ood_groups"].as_array().unwrap(),
+        fs["fsood_groups"].as_array().unwrap(),
+    );
+    assert_eq!(groups.len(), fs_groups.len());
+    for (a, b) in groups.iter().zip(fs_groups) {
+        assert_eq!(
+            (&a["dataset"], &a["detector"]),
+            (&b["dataset"], &b["detector"])
+        );
+        assert!((f(a, "auroc") - f(b, "auroc")).abs() < 1e-12, "{a} vs {b}");
+    }
+
+    // scores.csv: csid rows have group `csid` and is_ood 0, and repeat the ID rows' scores.
+    let csv = std::fs::read_to_string(run.join("eval/scores.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    for det in ["msp", "energy", "knn:k=10", "mds"] {
+        let scores = |group: &str| -> Vec<(&str, &str)> {
+            rows.iter()
+                .filter(|r| r[1] == group && r[2] == det)
+                .map(|r| (r[4], r[5]))
+                .collect()
+        };
+        let (id, csid) = (scores("id"), scores("csid"));
+        assert_eq!(id.len(), 3000, "{det}");
+        assert_eq!(csid, id, "{det}");
+        assert!(csid.iter().all(|(is_ood, _)| *is_ood == "0"));
+    }
+    assert!(rows
+        .iter()
+        .filter(|r| r[1] == "csid")
+        .all(|r| r[0] == "mnist-0-5-test"));
+    let report = std::fs::read_to_string(run.join("eval/report.md")).unwrap();
+    let section = report
+        .split("## Full-spectrum OOD (csid counted as ID)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        section.contains(&format!("| mnist-0-5-test | {:.2} |", 100.0 * id_acc)),
+        "{section}"
+    );
+    assert!(section.contains("| mean | far | knn:k=10 |"), "{section}");
+
+    // A csid set must hold ID classes: all ten digits (labels 0-9, no `classes`) against six
+    // ID classes is refused, naming the set; so is a csid set named like the ID set.
+    let bad = r#"{ name = "mnist-all", group = "csid", dataset = { source = "mnist", path = "datasets/mnist-subset" } }"#;
+    let o = eval(&["--set", &ood_sets_with(&[bad])]);
+    assert_clean_failure(
+        &o,
+        &["mnist-all", "csid set must hold ID classes", "6 classes"],
+    );
+    let same_name = CSID.replace("mnist-0-5-test", "mnist-0-5");
+    let o = eval(&["--set", &ood_sets_with(&[&same_name])]);
+    assert_clean_failure(&o, &["\"mnist-0-5\"", "data.id_name"]);
 }

@@ -183,7 +183,8 @@ impl DatasetRef {
     }
 }
 
-/// How far an OOD set is from the ID set (OpenOOD v1.5's split of benchmarks).
+/// How far an OOD set is from the ID set (OpenOOD v1.5's split of benchmarks), or
+/// [`OodGroup::Csid`] for a covariate-shifted ID set (OpenOOD v1.5's full-spectrum setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OodGroup {
@@ -191,15 +192,26 @@ pub enum OodGroup {
     Near,
     /// Different domain (e.g. Fashion-MNIST against MNIST).
     Far,
+    /// Covariate-shifted ID: the ID classes in another style or domain (ImageNet-V2,
+    /// ImageNet-C, ...). Not OOD: its images carry ID labels (the classes of the ID set,
+    /// selected and relabelled the same way) and count as ID in full-spectrum OOD (FSOOD)
+    /// evaluation.
+    Csid,
 }
 
 impl OodGroup {
-    /// `"near"` or `"far"`, as in configs and `metrics.json`.
+    /// `"near"`, `"far"` or `"csid"`, as in configs and `metrics.json`.
     pub fn as_str(&self) -> &'static str {
         match self {
             OodGroup::Near => "near",
             OodGroup::Far => "far",
+            OodGroup::Csid => "csid",
         }
+    }
+
+    /// True for the covariate-shifted ID group (`csid`), which is not OOD.
+    pub fn is_csid(&self) -> bool {
+        matches!(self, OodGroup::Csid)
     }
 }
 
@@ -215,7 +227,7 @@ impl fmt::Display for OodGroup {
 pub struct OodSet {
     /// Unique name, reported in `metrics.json` (e.g. `"mnist-6-9"`).
     pub name: String,
-    /// `near` or `far`.
+    /// `near`, `far` or `csid` (covariate-shifted ID, scored as ID in full-spectrum OOD).
     pub group: OodGroup,
     /// Where its images come from.
     pub dataset: DatasetRef,
@@ -233,9 +245,12 @@ pub struct OodBenchmark {
 
 impl OodBenchmark {
     /// Checks the description: every dataset valid ([`DatasetRef::validate`]), at least one
-    /// OOD set, names non-empty and unique, and no OOD set that shares classes with the ID
-    /// set (same source and path with overlapping class lists, or one of them keeping every
-    /// class). Each error names the offending set and value.
+    /// OOD set (`near` or `far`; `csid` sets alone are not a benchmark), names non-empty and
+    /// unique, and no OOD set that shares classes with the ID set (same source and path with
+    /// overlapping class lists, or one of them keeping every class). `csid` sets hold ID
+    /// classes by definition and are exempt from that last check (whether their labels lie
+    /// in the ID range can only be checked once they are loaded). Each error names the
+    /// offending set and value.
     pub fn validate(&self) -> Result<()> {
         let ctx = |what: &str, e: DataError| match e {
             DataError::Split(m) => DataError::Split(format!("{what}: {m}")),
@@ -245,6 +260,13 @@ impl OodBenchmark {
         if self.ood.is_empty() {
             return Err(DataError::Split(
                 "benchmark has no OOD set (add at least one [[ood]] entry)".into(),
+            ));
+        }
+        if self.ood.iter().all(|s| s.group.is_csid()) {
+            return Err(DataError::Split(
+                "benchmark has only covariate-shifted ID sets (group = \"csid\"), no OOD set: \
+                 add at least one [[ood]] entry with group \"near\" or \"far\""
+                    .into(),
             ));
         }
         let id_classes: Option<HashSet<u32>> = self
@@ -267,7 +289,7 @@ impl OodBenchmark {
             }
             let what = format!("OOD set {:?}", set.name);
             set.dataset.validate().map_err(|e| ctx(&what, e))?;
-            if set.dataset.same_data(&self.id) {
+            if !set.group.is_csid() && set.dataset.same_data(&self.id) {
                 let ood = set.dataset.class_spec()?;
                 let shared: Vec<u32> = match (&id_classes, &ood) {
                     (Some(id), Some(ood)) => ood
@@ -297,7 +319,7 @@ impl OodBenchmark {
         Ok(())
     }
 
-    /// The OOD sets of one group, in the order written.
+    /// The sets of one group (`csid`: the covariate-shifted ID sets), in the order written.
     pub fn group(&self, group: OodGroup) -> impl Iterator<Item = &OodSet> {
         self.ood.iter().filter(move |s| s.group == group)
     }
@@ -469,5 +491,36 @@ mod tests {
         b.ood[0].dataset.classes = Some("0-5".into());
         b.ood[0].dataset.source = "fashion-mnist".into();
         b.validate().unwrap();
+    }
+
+    #[test]
+    fn csid_sets_may_hold_id_classes_but_are_not_ood_sets() {
+        let text = format!(
+            "{MNIST_6_4}\n[[ood]]\nname = \"mnist-0-5-test\"\ngroup = \"csid\"\n\
+             dataset = {{ source = \"mnist\", path = \"data/mnist\", classes = \"0-5\" }}\n"
+        );
+        let b: OodBenchmark = toml::from_str(&text).unwrap();
+        assert_eq!(b.ood[2].group, OodGroup::Csid);
+        assert_eq!(b.ood[2].group.as_str(), "csid");
+        assert!(b.ood[2].group.is_csid() && !b.ood[0].group.is_csid());
+        // A csid set shares the ID classes by definition, even keeping every class.
+        b.validate().unwrap();
+        let mut every = b.clone();
+        every.ood[2].dataset.classes = None;
+        every.validate().unwrap();
+        let csid: Vec<_> = b.group(OodGroup::Csid).map(|s| s.name.as_str()).collect();
+        assert_eq!(csid, ["mnist-0-5-test"]);
+        assert_eq!(
+            toml::from_str::<OodBenchmark>(&toml::to_string(&b).unwrap()).unwrap(),
+            b
+        );
+        // Names stay unique across groups, and csid sets alone are no benchmark.
+        let mut twice = b.clone();
+        twice.ood[2].name = "fashion".into();
+        assert!(err(&twice).contains("\"fashion\" is used twice"));
+        let mut only = b.clone();
+        only.ood.drain(..2);
+        let e = err(&only);
+        assert!(e.contains("csid") && e.contains("near"), "{e}");
     }
 }

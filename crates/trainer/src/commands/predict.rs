@@ -105,11 +105,14 @@ pub fn predict<B: Backend>(
             false,
         )?,
     };
+    // A run's training features are cached in its folder (as `trainer eval` does).
+    let cache = opts.run.as_ref().map(|r| r.join("cache"));
     let fitted = fit_detectors(
         &model,
         std::slice::from_ref(&opts.detector),
         cfg,
         &train,
+        cache.as_deref(),
         device,
     )?;
     let [det] = fitted.as_slice() else {

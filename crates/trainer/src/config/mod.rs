@@ -176,6 +176,19 @@ fn validate(cfg: &ExperimentConfig) -> Result<()> {
         }
         .validate()
         .map_err(|e| anyhow::anyhow!("[[data.ood]]: {e}"))?;
+        // A csid set's scores sit next to the ID test set's (`scores.csv`, group `id` /
+        // `csid`, both `is_ood` 0): the two names must tell them apart.
+        if let Some(o) = d
+            .ood
+            .iter()
+            .find(|o| o.group.is_csid() && o.name == d.id_name)
+        {
+            bail!(
+                "[[data.ood]]: the csid set {:?} has the name of the ID set (`data.id_name`); \
+                 give it its own name",
+                o.name
+            );
+        }
     }
     for (key, p) in [
         ("[data.preprocess]", Some(&d.preprocess)),

@@ -285,7 +285,8 @@ pub fn evaluate_config<B: Backend>(
         device,
         false,
     )?;
-    let ev = ood::eval::evaluate(&model, cfg, &data, device_label, device)?;
+    let cache = out.join("cache");
+    let ev = ood::eval::evaluate(&model, cfg, &data, Some(&cache), device_label, device)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     ev.write(out, cfg)?;
     if save_scores {
@@ -418,6 +419,44 @@ mod tests {
         let err = format!("{:#}", resolved(&text).unwrap_err());
         assert!(err.contains("needs auxiliary outliers"), "{err}");
         resolved(&text.replace("\"oe\"", "\"supervised\"")).unwrap();
+    }
+
+    #[test]
+    fn csid_sets_are_checked_where_they_are_read() {
+        let near = "[[data.ood]]\nname = \"n\"\ngroup = \"near\"\n\
+                    dataset = { source = \"mnist\", path = \"x\", classes = \"6-9\" }\n";
+        let csid = |name: &str| {
+            format!(
+                "[[data.ood]]\nname = \"{name}\"\ngroup = \"csid\"\n\
+                 dataset = {{ source = \"mnist\", path = \"x\", classes = \"0-5\" }}\n"
+            )
+        };
+        // The ID data itself as a csid set is accepted (an OOD set would share classes),
+        // and survives the round trip through config.toml (what --resume compares).
+        let c = resolved(&format!("{MINIMAL}{near}{}", csid("c"))).unwrap();
+        assert!(c.data.ood[1].group.is_csid());
+        assert_eq!(resolved(&c.to_toml().unwrap()).unwrap(), c);
+        let e = format!(
+            "{:#}",
+            resolved(&format!("{MINIMAL}{}", csid("c"))).unwrap_err()
+        );
+        assert!(e.contains("only covariate-shifted ID sets"), "{e}");
+        let e = format!(
+            "{:#}",
+            resolved(&format!("{MINIMAL}{near}{}", csid("mnist-0-5"))).unwrap_err()
+        );
+        assert!(
+            e.contains("\"mnist-0-5\"") && e.contains("data.id_name"),
+            "{e}"
+        );
+        // Category discovery would score a csid set as OOD: refused.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let set = r#"data.ood=[{ name = "n", group = "far", dataset = { source = "fashion-mnist", path = "y" } }, { name = "c", group = "csid", dataset = { source = "mnist", path = "x" } }]"#.to_string();
+        let e = format!(
+            "{:#}",
+            load_config(&root.join("configs/cpu/simgcd_mnist.toml"), &[set]).unwrap_err()
+        );
+        assert!(e.contains("\"c\"") && e.contains("OOD family only"), "{e}");
     }
 
     #[test]

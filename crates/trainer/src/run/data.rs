@@ -21,8 +21,12 @@ pub struct ExperimentData {
     pub id_test: Arc<ImageSet>,
     /// Auxiliary outliers (training split), when the recipe uses them.
     pub outliers: Option<Arc<ImageSet>>,
-    /// OOD test sets: name, group, images.
+    /// OOD test sets (`near`/`far`): name, group, images.
     pub ood: Vec<(String, OodGroup, Arc<ImageSet>)>,
+    /// Covariate-shifted ID test sets (`[[data.ood]]` with `group = "csid"`): name, images
+    /// (labelled with ID classes). Kept apart from `ood`: they count as ID in full-spectrum
+    /// OOD evaluation.
+    pub csid: Vec<(String, Arc<ImageSet>)>,
 }
 
 impl ExperimentData {
@@ -133,6 +137,7 @@ pub fn load(
         _ => None,
     };
     let mut ood = Vec::new();
+    let mut csid = Vec::new();
     for (i, o) in cfg.ood.iter().enumerate() {
         let what = format!("data.ood[{i}] ({})", o.name);
         let s = load_dataset(&o.dataset, false, seed, &what, cfg.preprocess_for(false))?;
@@ -140,6 +145,11 @@ pub fn load(
         let group = match o.group {
             unseen_data::splits::OodGroup::Near => OodGroup::Near,
             unseen_data::splits::OodGroup::Far => OodGroup::Far,
+            unseen_data::splits::OodGroup::Csid => {
+                check_csid_labels(&s, &id_train, &what)?;
+                csid.push((o.name.clone(), Arc::new(s)));
+                continue;
+            }
         };
         ood.push((o.name.clone(), group, Arc::new(s)));
     }
@@ -148,12 +158,58 @@ pub fn load(
         id_test: Arc::new(id_test),
         outliers,
         ood,
+        csid,
     })
+}
+
+/// A covariate-shifted ID set (`group = "csid"`) must be labelled with the ID classes
+/// (`0..k` of `data.id` after its class selection): its accuracy is measured against them.
+fn check_csid_labels(set: &ImageSet, id: &ImageSet, what: &str) -> Result<()> {
+    let k = id.num_classes();
+    if let Some((i, &label)) = set
+        .labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= k)
+    {
+        let name = set
+            .class_names
+            .get(label as usize)
+            .map(|n| format!(" (class {n:?})"))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "{what}: a csid set must hold ID classes, but image {i} has label {label}{name} and \
+             data.id has {k} classes (labels 0..{}); select and order its classes as data.id's \
+             with `classes`",
+            k.saturating_sub(1)
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A csid set labelled beyond the ID classes is refused, naming the set, the image and
+    /// its class; one within them passes.
+    #[test]
+    fn csid_labels_must_be_id_classes() {
+        let names = |n: usize| (0..n).map(|c| c.to_string()).collect::<Vec<_>>();
+        let set =
+            |labels: Vec<u32>, k| ImageSet::new(vec![0; labels.len()], labels, 1, 1, 1, names(k));
+        let id = set(vec![0, 1, 2], 3).unwrap();
+        check_csid_labels(&set(vec![2, 0, 1, 1], 3).unwrap(), &id, "data.ood[2] (x)").unwrap();
+        let e = check_csid_labels(&set(vec![2, 7, 1], 10).unwrap(), &id, "data.ood[2] (x)")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data.ood[2] (x)")
+                && e.contains("image 1 has label 7 (class \"7\")")
+                && e.contains("3 classes"),
+            "{e}"
+        );
+    }
 
     /// A `folder` source whose images differ in size (as CUB-200 or ImageNet-100) loads
     /// through `[data.preprocess]`, each image resized and cropped as it is decoded.

@@ -3,6 +3,7 @@
 //! that need it, the ID training features computed once through the one inference path,
 //! and every detector fitted on them.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,10 +12,11 @@ use burn::prelude::*;
 use unseen_backbones::Backbone;
 use unseen_data::ImageSet;
 use unseen_eval::detectors::{
-    detector_from_name, validate_rows, Detector, Features, Head, ALL_DETECTORS,
+    detector_from_name, validate_rows, Detector, FeatureSource, Features, Head, ALL_DETECTORS,
 };
 
 use crate::config::ExperimentConfig;
+use crate::run::feature_cache::{self, FileFeatures};
 use crate::run::infer::{features_and_logits, Rows};
 
 /// A detector ready to score, with what its fit chose and how long the fit took.
@@ -101,11 +103,16 @@ pub fn check_finite(what: &str, set_name: &str, rows: &Rows) -> Result<()> {
 /// Builds every detector of `specs`, computes the ID training features (normalisation only,
 /// the images `trainer embed --train-split` writes) if any detector needs a fit, and fits
 /// them. A detector the network cannot run is an error naming why.
+///
+/// With `cache_dir`, the features are written to (or, for the same network and data,
+/// read back from) [`feature_cache::FILE_NAME`] there and streamed from the file, so
+/// memory stays bounded by what each detector keeps; without, they are held in memory.
 pub fn fit_detectors<B: Backend>(
     model: &Backbone<B>,
     specs: &[String],
     cfg: &ExperimentConfig,
     train: &Arc<ImageSet>,
+    cache_dir: Option<&Path>,
     device: &B::Device,
 ) -> Result<Vec<FittedDetector>> {
     let head = linear_head(model)?;
@@ -115,7 +122,7 @@ pub fn fit_detectors<B: Backend>(
             detector_from_name(&spec).with_context(|| format!("`eval.detectors`: {spec:?}"))?;
         detectors.push(det);
     }
-    let mut source: Option<Features> = None;
+    let mut source: Option<Box<dyn FeatureSource>> = None;
     let mut out = Vec::new();
     for mut det in detectors {
         let needs = det.needs();
@@ -130,10 +137,18 @@ pub fn fit_detectors<B: Backend>(
         let started = Instant::now();
         if needs.fit {
             if source.is_none() {
-                source = Some(train_features(model, cfg, train, device)?);
+                source = Some(match cache_dir {
+                    Some(dir) => {
+                        let key = feature_cache::cache_key(model, cfg)?;
+                        let (f, _reused) =
+                            FileFeatures::open_or_create(dir, &key, model, cfg, train, device)?;
+                        Box::new(f)
+                    }
+                    None => Box::new(train_features(model, cfg, train, device)?),
+                });
             }
             let src = source.as_mut().expect("computed above");
-            det.fit(src, head.as_ref())
+            det.fit(src.as_mut(), head.as_ref())
                 .with_context(|| format!("fitting detector `{name}` on the ID training set"))?;
         }
         out.push(FittedDetector {

@@ -50,8 +50,34 @@ pub fn infer<B: Backend>(
     std: &[f32],
     batch_size: usize,
     device: &B::Device,
-    mut forward: impl FnMut(Tensor<B, 4>) -> Vec<Tensor<B, 2>>,
+    forward: impl FnMut(Tensor<B, 4>) -> Vec<Tensor<B, 2>>,
 ) -> Result<Vec<Rows>> {
+    let mut out: Vec<Rows> = Vec::new();
+    infer_batches(set, mean, std, batch_size, device, forward, |batch| {
+        out.resize(batch.len(), Rows::default());
+        for (o, b) in out.iter_mut().zip(batch) {
+            o.width = b.width;
+            o.values.extend_from_slice(&b.values);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// As [`infer`], but hands each batch's matrices to `visit` instead of collecting them, so
+/// a whole set's outputs never need to be in memory at once.
+///
+/// # Errors
+/// A zero batch size, or `visit`'s error.
+pub fn infer_batches<B: Backend>(
+    set: &Arc<ImageSet>,
+    mean: &[f32],
+    std: &[f32],
+    batch_size: usize,
+    device: &B::Device,
+    mut forward: impl FnMut(Tensor<B, 4>) -> Vec<Tensor<B, 2>>,
+    mut visit: impl FnMut(&[Rows]) -> Result<()>,
+) -> Result<()> {
     let loader = Loader::new(
         set.clone(),
         batch_size,
@@ -61,19 +87,19 @@ pub fn infer<B: Backend>(
         0,
     )
     .context("evaluation loader")?;
-    let mut out: Vec<Rows> = Vec::new();
     for batch in loader.epoch(0) {
         crate::run::faults::point("infer");
         let x = Tensor::<B, 4>::from_data(TensorData::new(batch.images, batch.shape), device);
-        let outputs = forward(x);
-        out.resize(outputs.len(), Rows::default());
-        for (o, t) in out.iter_mut().zip(outputs) {
-            o.width = t.dims()[1];
-            o.values
-                .extend(t.into_data().convert::<f32>().to_vec::<f32>().expect("f32"));
-        }
+        let outputs: Vec<Rows> = forward(x)
+            .into_iter()
+            .map(|t| Rows {
+                width: t.dims()[1],
+                values: t.into_data().convert::<f32>().to_vec::<f32>().expect("f32"),
+            })
+            .collect();
+        visit(&outputs)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A backbone's penultimate features `[n, d]` and logits `[n, K]` over `set` (logits empty

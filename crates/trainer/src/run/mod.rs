@@ -13,6 +13,7 @@ pub mod ema;
 pub mod export;
 pub mod family;
 pub mod faults;
+pub mod feature_cache;
 pub mod infer;
 pub mod interrupt;
 pub mod io;

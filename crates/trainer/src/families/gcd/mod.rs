@@ -168,13 +168,20 @@ fn owners_of(key: &str, value: &toml::Value) -> Vec<&'static str> {
 ///
 /// # Errors
 /// See [`section`] and [`method_info`]; `[data.train_preprocess]` (GCD evaluates on its
-/// training images).
+/// training images); a `csid` `[[data.ood]]` set (only the OOD family evaluates those).
 pub fn resolve(mut cfg: ExperimentConfig) -> Result<ExperimentConfig> {
     if cfg.data.train_preprocess.is_some() {
         bail!(
             "[data.train_preprocess]: category discovery evaluates on its training images, \
              which must therefore be preprocessed as the test images; remove the table and \
              use [data.preprocess]"
+        );
+    }
+    if let Some(o) = cfg.data.ood.iter().find(|o| o.group.is_csid()) {
+        bail!(
+            "[[data.ood]] {:?}: covariate-shifted ID sets (group = \"csid\") are evaluated by \
+             the OOD family only (category discovery would score it as OOD); remove the table",
+            o.name
         );
     }
     let mut sec = section(&cfg)?;

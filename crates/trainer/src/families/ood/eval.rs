@@ -1,5 +1,11 @@
 //! Evaluation: ID accuracy and OOD metrics for every detector and OOD set, the
 //! `metrics.json` schema, and the per-sample scores CSV.
+//!
+//! Covariate-shifted ID sets (`[[data.ood]]` with `group = "csid"`) add OpenOOD v1.5's
+//! full-spectrum OOD (FSOOD) evaluation: their accuracy per set (`csid`), and every OOD set
+//! scored against the ID test set and all csid sets together as ID (`fsood`,
+//! `fsood_groups`). Without csid sets these sections are absent and `metrics.json` is as
+//! before.
 
 use std::io::Write;
 use std::path::Path;
@@ -43,10 +49,20 @@ pub struct IdMetrics {
     pub accuracy: Option<f64>,
 }
 
-/// One row of the `ood` section.
+/// One entry of the `csid` section: a covariate-shifted ID set's classification accuracy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CsidMetrics {
+    /// The csid set's name (`[[data.ood]]` `name`).
+    pub dataset: String,
+    /// Top-1 accuracy on it against its ID labels (fraction); absent for a headless network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+}
+
+/// One row of the `ood` (and `fsood`) section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OodEntry {
-    /// OOD set (or `near`/`far` average in `ood_groups`).
+    /// OOD set (or `near`/`far` average in `ood_groups` / `fsood_groups`).
     pub dataset: String,
     /// `near` or `far`.
     pub group: String,
@@ -75,6 +91,16 @@ pub struct MetricsFile {
     pub ood: Vec<OodEntry>,
     /// Averages over the `near` and `far` groups per detector.
     pub ood_groups: Vec<OodEntry>,
+    /// Accuracy on each covariate-shifted ID set (`group = "csid"`); absent without any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub csid: Vec<CsidMetrics>,
+    /// Full-spectrum OOD (OpenOOD v1.5's FSOOD): the `ood` rows again, with the ID test set
+    /// and every csid set together as ID; absent without csid sets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fsood: Vec<OodEntry>,
+    /// Averages of `fsood` over the `near` and `far` groups per detector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fsood_groups: Vec<OodEntry>,
     /// Every detector with what its fit on the ID training set chose (a temperature, a
     /// threshold, ViM's `alpha`, ...), so a score can be recomputed from the run's files.
     #[serde(default)]
@@ -97,18 +123,26 @@ pub struct Evaluation {
     pub metrics: MetricsFile,
     /// The table (for the terminal and `report.md`).
     pub table: OodReport,
-    /// Per-sample scores: (dataset, group, detector, is_ood, scores).
+    /// The full-spectrum table (csid counted as ID; empty without csid sets).
+    pub fsood_table: OodReport,
+    /// Per-sample scores: (dataset, group, detector, is_ood, scores); group `id`, `csid`,
+    /// `near` or `far`.
     pub scores: Vec<(String, String, String, bool, Vec<f32>)>,
     /// Seconds each detector's fit took, in `metrics.detectors` order (kept out of
     /// `metrics.json`, which is bit-reproducible; shown in `report.md`).
     pub fit_seconds: Vec<f64>,
 }
 
-/// Evaluates a model on the ID test set and every OOD set with every configured detector.
+/// Evaluates a model on the ID test set and every OOD set with every configured detector;
+/// with csid sets, also their accuracy and the full-spectrum metrics (module docs).
+///
+/// `cache_dir`: where the ID training features the detectors fit on are cached and
+/// streamed from ([`crate::run::feature_cache`]); `None` holds them in memory.
 pub fn evaluate<B: Backend>(
     model: &Backbone<B>,
     cfg: &ExperimentConfig,
     data: &ExperimentData,
+    cache_dir: Option<&Path>,
     device_label: &str,
     device: &B::Device,
 ) -> Result<Evaluation> {
@@ -133,8 +167,34 @@ pub fn evaluate<B: Backend>(
         check_finite("the logit", &format!("OOD set {name}"), &l)?;
         ood_sets.push((name.clone(), *group, f, l));
     }
-    let fitted = fit_detectors(model, &cfg.eval.detectors, cfg, &data.id_train, device)?;
+    let mut csid_sets: Vec<(String, Rows, Rows)> = Vec::new();
+    let mut csid_acc = Vec::new();
+    for (name, set) in &data.csid {
+        let (f, l) = features_and_logits(model, set, mean, std, bs, device)?;
+        check_finite("the feature", &format!("csid set {name}"), &f)?;
+        check_finite("the logit", &format!("csid set {name}"), &l)?;
+        let set_acc = if l.width > 0 {
+            let labels: Vec<usize> = set.labels.iter().map(|&l| l as usize).collect();
+            Some(accuracy(&l.argmax(), &labels).with_context(|| format!("csid set {name}"))?)
+        } else {
+            None
+        };
+        csid_acc.push(CsidMetrics {
+            dataset: name.clone(),
+            accuracy: set_acc,
+        });
+        csid_sets.push((name.clone(), f, l));
+    }
+    let fitted = fit_detectors(
+        model,
+        &cfg.eval.detectors,
+        cfg,
+        &data.id_train,
+        cache_dir,
+        device,
+    )?;
     let mut rows = Vec::new();
+    let mut fsood_rows = Vec::new();
     let mut scores = Vec::new();
     let mut infos = Vec::new();
     for fd in &fitted {
@@ -154,6 +214,26 @@ pub fn evaluate<B: Backend>(
             false,
             id_scores.clone(),
         ));
+        // Full-spectrum ID: the ID test scores followed by every csid set's (OpenOOD
+        // v1.5 concatenates them the same way).
+        let mut fs_id_scores = if csid_sets.is_empty() {
+            Vec::new()
+        } else {
+            id_scores.clone()
+        };
+        for (name, f, l) in &csid_sets {
+            let s = det
+                .score(&l.values, l.width, Some(&f.values))
+                .with_context(|| format!("detector {det_label} on csid set {name}"))?;
+            fs_id_scores.extend_from_slice(&s);
+            scores.push((
+                name.clone(),
+                "csid".to_string(),
+                det_label.clone(),
+                false,
+                s,
+            ));
+        }
         for (name, group, f, l) in &ood_sets {
             let s = det
                 .score(&l.values, l.width, Some(&f.values))
@@ -161,6 +241,12 @@ pub fn evaluate<B: Backend>(
             let m = ood_metrics(&id_scores, &s)
                 .with_context(|| format!("metrics of detector {det_label} on OOD set {name}"))?;
             rows.push(OodRow::new(name.clone(), *group, det_label.clone(), m));
+            if !csid_sets.is_empty() {
+                let m = ood_metrics(&fs_id_scores, &s).with_context(|| {
+                    format!("full-spectrum metrics of detector {det_label} on OOD set {name}")
+                })?;
+                fsood_rows.push(OodRow::new(name.clone(), *group, det_label.clone(), m));
+            }
             scores.push((
                 name.clone(),
                 group.as_str().to_string(),
@@ -174,11 +260,23 @@ pub fn evaluate<B: Backend>(
     if let Some(p) = &cfg.paper {
         table = table.with_paper(p.numbers());
     }
+    let fsood_table = OodReport::new(fsood_rows);
     let to_entry = |r: &OodRow| OodEntry {
         dataset: r.dataset.clone(),
         group: r.group.as_str().to_string(),
         detector: r.detector.clone(),
         metrics: r.metrics,
+    };
+    let group_entries = |t: &OodReport| -> Vec<OodEntry> {
+        t.means()
+            .iter()
+            .map(|g| OodEntry {
+                dataset: g.group.as_str().to_string(),
+                group: g.group.as_str().to_string(),
+                detector: g.detector.clone(),
+                metrics: g.metrics,
+            })
+            .collect()
     };
     let metrics = MetricsFile {
         run: cfg.name.clone(),
@@ -190,21 +288,16 @@ pub fn evaluate<B: Backend>(
             accuracy: acc,
         },
         ood: table.rows.iter().map(to_entry).collect(),
-        ood_groups: table
-            .means()
-            .iter()
-            .map(|g| OodEntry {
-                dataset: g.group.as_str().to_string(),
-                group: g.group.as_str().to_string(),
-                detector: g.detector.clone(),
-                metrics: g.metrics,
-            })
-            .collect(),
+        ood_groups: group_entries(&table),
+        csid: csid_acc,
+        fsood: fsood_table.rows.iter().map(to_entry).collect(),
+        fsood_groups: group_entries(&fsood_table),
         detectors: infos,
     };
     Ok(Evaluation {
         metrics,
         table,
+        fsood_table,
         scores,
         fit_seconds: fitted.iter().map(|f| f.fit_seconds).collect(),
     })
@@ -324,6 +417,7 @@ impl Evaluation {
         );
         s += &self.table.to_markdown();
         s += &self.ranking_markdown();
+        s += &self.fsood_markdown();
         s += &self.plots_markdown();
         if let Some(p) = &cfg.paper {
             s += &format!("\n## Published numbers ({})\n\n", p.source);
@@ -344,6 +438,31 @@ impl Evaluation {
                 );
             }
         }
+        s
+    }
+
+    /// The full-spectrum section: each csid set's accuracy and the OOD table with the ID test
+    /// set and every csid set counted as ID (empty without csid sets).
+    pub fn fsood_markdown(&self) -> String {
+        if self.metrics.csid.is_empty() {
+            return String::new();
+        }
+        let mut s = String::from(
+            "\n## Full-spectrum OOD (csid counted as ID)\n\n\
+             Covariate-shifted ID sets (`group = \"csid\"`): the ID classes under another \
+             style or domain. OpenOOD v1.5's full-spectrum setting counts them as ID: below, \
+             every OOD set is scored against the ID test set and all csid sets together.\n\n\
+             | csid set | accuracy (%) |\n|:---|---:|\n",
+        );
+        for c in &self.metrics.csid {
+            let acc = c
+                .accuracy
+                .map(|a| format!("{:.2}", 100.0 * a))
+                .unwrap_or_else(|| "-".into());
+            s += &format!("| {} | {acc} |\n", c.dataset.replace('|', "\\|"));
+        }
+        s += "\n";
+        s += &self.fsood_table.to_markdown();
         s
     }
 
@@ -420,7 +539,8 @@ impl Evaluation {
         s
     }
 
-    /// Writes `scores.csv` (`dataset,group,detector,index,is_ood,score`).
+    /// Writes `scores.csv` (`dataset,group,detector,index,is_ood,score`; the ID test set has
+    /// group `id`, csid sets group `csid`, both `is_ood` 0).
     pub fn write_scores(&self, path: &Path) -> Result<()> {
         let mut buf = Vec::new();
         writeln!(buf, "dataset,group,detector,index,is_ood,score")?;
@@ -442,16 +562,33 @@ impl Evaluation {
         }
     }
 
-    /// The end-of-run summary for the terminal.
+    /// The end-of-run summary for the terminal (with csid sets, their accuracies; the
+    /// full-spectrum table is in `report.md`).
     pub fn summary(&self) -> String {
-        format!(
+        let mut s = format!(
             "{} [{}]: ID accuracy on {} = {}\n{}",
             self.metrics.run,
             self.metrics.recipe,
             self.metrics.id.dataset,
             self.accuracy_text(),
             self.table.to_terminal()
-        )
+        );
+        if !self.metrics.csid.is_empty() {
+            let accs: Vec<String> = self
+                .metrics
+                .csid
+                .iter()
+                .map(|c| match c.accuracy {
+                    Some(a) => format!("{} {:.2}%", c.dataset, 100.0 * a),
+                    None => format!("{} -", c.dataset),
+                })
+                .collect();
+            s += &format!(
+                "csid accuracy: {} (full-spectrum OOD table in report.md)\n",
+                accs.join(", ")
+            );
+        }
+        s
     }
 }
 
@@ -464,5 +601,6 @@ pub fn evaluate_run<B: Backend>(
     device: &B::Device,
 ) -> Result<Evaluation> {
     let (model, data, _) = super::load_run::<B>(cfg, run_dir, which, device)?;
-    evaluate(&model, cfg, &data, device_label, device)
+    let cache = run_dir.join("cache");
+    evaluate(&model, cfg, &data, Some(&cache), device_label, device)
 }

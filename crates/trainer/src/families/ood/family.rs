@@ -217,6 +217,7 @@ impl<B: AutodiffBackend> Family<B> for OodFamily<B> {
             &model.valid(),
             &self.cfg,
             &self.data,
+            None,
             &self.device_label,
             &self.device,
         )?;
