@@ -17,8 +17,8 @@ use unseen_backbones::Backbone;
 use unseen_eval::report::csv_field;
 
 use crate::config::ExperimentConfig;
-use crate::run::detect::{check_finite, fit_detectors};
-use crate::run::infer::features_and_logits;
+use crate::run::detect::fit_detectors;
+use crate::run::infer::{check_finite, features_and_logits};
 use crate::run::io::write_atomic;
 
 /// What to predict and where to write it.

@@ -12,12 +12,12 @@ use burn::prelude::*;
 use unseen_backbones::Backbone;
 use unseen_data::ImageSet;
 use unseen_eval::detectors::{
-    detector_from_name, validate_rows, Detector, FeatureSource, Features, Head, ALL_DETECTORS,
+    detector_from_name, Detector, FeatureSource, Features, Head, ALL_DETECTORS,
 };
 
 use crate::config::ExperimentConfig;
 use crate::run::feature_cache::{self, FileFeatures};
-use crate::run::infer::{features_and_logits, Rows};
+use crate::run::infer::{check_finite, features_and_logits};
 
 /// A detector ready to score, with what its fit chose and how long the fit took.
 pub struct FittedDetector {
@@ -78,26 +78,6 @@ pub fn linear_head<B: Backend>(model: &Backbone<B>) -> Result<Option<Head>> {
     Ok(Some(
         Head::new(weight, bias, k, d).context("the network's linear head")?,
     ))
-}
-
-/// Checks inference outputs for NaN / infinity, naming the image.
-pub fn check_finite(what: &str, set_name: &str, rows: &Rows) -> Result<()> {
-    if rows.width == 0 {
-        return Ok(());
-    }
-    if let Err(e) = validate_rows("values", &rows.values, rows.width) {
-        if let unseen_eval::EvalError::NonFiniteValue {
-            row, column, value, ..
-        } = e
-        {
-            bail!(
-                "{what} of image {row} of {set_name} is {value} (column {column}): the network \
-                 produced a non-finite value; check the checkpoint and the input normalisation"
-            );
-        }
-        return Err(e.into());
-    }
-    Ok(())
 }
 
 /// Builds every detector of `specs`, computes the ID training features (normalisation only,

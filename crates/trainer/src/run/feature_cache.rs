@@ -29,8 +29,7 @@ use unseen_data::ImageSet;
 use unseen_eval::detectors::{FeatureBatch, FeatureSource};
 
 use crate::config::ExperimentConfig;
-use crate::run::detect::check_finite;
-use crate::run::infer::infer_batches;
+use crate::run::infer::{check_finite, infer_batches};
 
 /// The cache file's name inside the cache folder.
 pub const FILE_NAME: &str = "train_features.bin";

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use unseen_backbones::Backbone;
 use unseen_data::loader::Loader;
@@ -37,6 +37,26 @@ impl Rows {
             })
             .collect()
     }
+}
+
+/// Checks inference outputs for NaN / infinity, naming the image.
+pub fn check_finite(what: &str, set_name: &str, rows: &Rows) -> Result<()> {
+    if rows.width == 0 {
+        return Ok(());
+    }
+    if let Err(e) = unseen_eval::detectors::validate_rows("values", &rows.values, rows.width) {
+        if let unseen_eval::EvalError::NonFiniteValue {
+            row, column, value, ..
+        } = e
+        {
+            bail!(
+                "{what} of image {row} of {set_name} is {value} (column {column}): the network \
+                 produced a non-finite value; check the checkpoint and the input normalisation"
+            );
+        }
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// Runs `forward` over `set` in batches of `batch_size` (images normalised with `mean` /

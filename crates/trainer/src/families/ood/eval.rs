@@ -21,8 +21,8 @@ use unseen_eval::report::{OodGroup, OodReport, OodRow};
 use crate::config::ExperimentConfig;
 use crate::run::checkpoint::Which;
 use crate::run::data::ExperimentData;
-use crate::run::detect::{check_finite, fit_detectors};
-use crate::run::infer::{features_and_logits, Rows};
+use crate::run::detect::fit_detectors;
+use crate::run::infer::{check_finite, features_and_logits, Rows};
 use crate::run::io::{replace_dir, write_atomic};
 
 /// A dataset or detector name as a file-name part: ASCII letters, digits, `.`, `-`, `_`

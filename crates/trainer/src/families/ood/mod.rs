@@ -211,3 +211,154 @@ pub fn load_run<B: Backend>(
     };
     Ok((model, data, step))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use unseen_eval::detectors::detector_from_name;
+
+    fn shipped_configs() -> Vec<PathBuf> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files = Vec::new();
+        for dir in ["configs", "configs/cpu", "configs/papers"] {
+            for e in std::fs::read_dir(root.join(dir)).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "toml") {
+                    files.push(p);
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Every shipped config of this family parses and resolves without its data, and names
+    /// detectors that exist.
+    #[test]
+    fn shipped_ood_configs_parse_and_name_known_detectors() {
+        let mut seen = 0;
+        for p in shipped_configs() {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let value: toml::Value = toml::from_str(&text).unwrap();
+            if !value["recipe"].as_str().is_some_and(super::has) {
+                continue;
+            }
+            let cfg = crate::families::load_config(&p, &[])
+                .unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            for spec in cfg.eval.detectors.iter().filter(|s| *s != "all") {
+                detector_from_name(spec)
+                    .unwrap_or_else(|e| panic!("{}: detector {spec:?}: {e}", p.display()));
+            }
+            seen += 1;
+        }
+        assert!(seen >= 7, "only {seen} OOD configs found");
+    }
+
+    /// The OpenOOD v1.5 benchmark configs: OpenOOD's sets and checkpoint layout, and a
+    /// published near and far AUROC for every configured detector, under the name the
+    /// report gives that detector (so they line up in `report.md`).
+    #[test]
+    fn openood_configs_follow_the_benchmark() {
+        // (file, ID set, near, far, csid, network, checkpoint run folder)
+        let cases = [
+            (
+                "openood_cifar10",
+                "cifar10",
+                vec!["cifar100", "tin"],
+                vec!["mnist", "svhn", "texture", "places365"],
+                vec![],
+                "resnet18_cifar",
+                "cifar10_resnet18_32x32_base_e100_lr0.1_default",
+            ),
+            (
+                "openood_cifar100",
+                "cifar100",
+                vec!["cifar10", "tin"],
+                vec!["mnist", "svhn", "texture", "places365"],
+                vec![],
+                "resnet18_cifar",
+                "cifar100_resnet18_32x32_base_e100_lr0.1_default",
+            ),
+            (
+                "openood_imagenet200",
+                "imagenet200",
+                vec!["ssb_hard", "ninco"],
+                vec!["inaturalist", "textures", "openimage_o"],
+                vec!["imagenet_v2", "imagenet_c", "imagenet_r"],
+                "resnet18",
+                "imagenet200_resnet18_224x224_base_e90_lr0.1_default",
+            ),
+        ];
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for (file, id, near, far, csid, net, run) in cases {
+            let p = root.join(format!("configs/papers/{file}.toml"));
+            let cfg =
+                crate::families::load_config(&p, &[]).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+            assert_eq!(cfg.recipe, "supervised", "{file}");
+            assert_eq!(cfg.data.id_name, id, "{file}");
+            assert_eq!(cfg.model.name, net, "{file}");
+            assert_eq!(
+                cfg.model.weights.as_deref(),
+                Some(format!("results/{run}/s0/best.ckpt").as_str()),
+                "{file}"
+            );
+            let list = |p: &Option<PathBuf>| p.as_ref().unwrap().display().to_string();
+            assert_eq!(
+                list(&cfg.data.id.test_list),
+                format!("../benchmark_imglist/{id}/test_{id}.txt"),
+                "{file}"
+            );
+            assert_eq!(
+                list(&cfg.data.id.train_list),
+                format!("../benchmark_imglist/{id}/train_{id}.txt"),
+                "{file}"
+            );
+            let group = |g: &str| -> Vec<&str> {
+                cfg.data
+                    .ood
+                    .iter()
+                    .filter(|o| o.group.as_str() == g)
+                    .map(|o| o.name.as_str())
+                    .collect()
+            };
+            assert_eq!(group("near"), near, "{file}");
+            assert_eq!(group("far"), far, "{file}");
+            assert_eq!(group("csid"), csid, "{file}");
+            for o in &cfg.data.ood {
+                // OpenOOD's list of that set, for that benchmark.
+                let tail = list(&o.dataset.test_list);
+                assert!(
+                    tail.starts_with(&format!("../benchmark_imglist/{id}/test_")),
+                    "{file}: {tail}"
+                );
+            }
+            let names: Vec<String> = cfg
+                .eval
+                .detectors
+                .iter()
+                .map(|s| detector_from_name(s).unwrap().name())
+                .collect();
+            let paper = cfg.paper.as_ref().unwrap();
+            for row in &paper.rows {
+                assert!(
+                    names.contains(&row.detector) || row.detector == "odin",
+                    "{file}: published row for {:?}, which is not configured",
+                    row.detector
+                );
+                assert!(row.auroc.is_some_and(|a| a > 0.5 && a < 1.0), "{file}");
+            }
+            for name in &names {
+                for g in ["near", "far"] {
+                    assert!(
+                        paper
+                            .rows
+                            .iter()
+                            .any(|r| &r.detector == name && r.dataset == g),
+                        "{file}: no published {g} AUROC for {name}"
+                    );
+                }
+            }
+        }
+    }
+}
