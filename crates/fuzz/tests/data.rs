@@ -20,7 +20,7 @@ use image::{ExtendedColorType, ImageEncoder};
 use unseen_data::formats::folder::MAX_IMAGE_BYTES;
 use unseen_data::formats::{
     self, load_cifar10, load_cifar100, load_file_list, load_image_folder, read_file_list,
-    read_idx_images, read_idx_labels, Cifar100Labels, Split,
+    read_file_list_as, read_idx_images, read_idx_labels, Cifar100Labels, ListLabels, Split,
 };
 use unseen_data::splits::{ClassSpec, SsbSplit};
 use unseen_data::transforms::Preprocess;
@@ -780,6 +780,27 @@ fn file_list_text() {
     let target = Target::new("file_list", "train.txt");
     let r = run(&target, &seeds, Budget::from_env(3000), |p| {
         text(read_file_list(p))
+    });
+    check_report(&r);
+}
+
+/// The lists of OOD sets (labels ignored): OpenOOD v1.5's `path -1` lines, any integer label.
+#[test]
+fn file_list_ood_text() {
+    let _serial = serial();
+    let seeds = vec![
+        Seed::new(
+            "OpenOOD OOD lines",
+            b"svhn/test/00001.png -1\nsvhn/test/00002.png -1\n\ntin/test/x.JPEG -1\n".to_vec(),
+        ),
+        Seed::new(
+            "huge labels",
+            b"a.png -9223372036854775808\nb.png 4294967295\n".to_vec(),
+        ),
+    ];
+    let target = Target::new("file_list_ood", "test_svhn.txt");
+    let r = run(&target, &seeds, Budget::from_env(3000), |p| {
+        text(read_file_list_as(p, ListLabels::Ignored))
     });
     check_report(&r);
 }

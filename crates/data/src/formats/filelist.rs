@@ -70,8 +70,22 @@ pub struct ListEntry {
     pub label: u32,
 }
 
-/// The entries of `list` with the 1-based line number of each.
-fn read_numbered(list: &Path) -> Result<Vec<(usize, ListEntry)>> {
+/// How the labels of a file list are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ListLabels {
+    /// Labels are class indices: each must be a non-negative integer below
+    /// [`MAX_LIST_LABEL`] (the lists of ID and covariate-shifted ID sets).
+    #[default]
+    Classes,
+    /// Labels are not used (the lists of OOD sets): each must still be an integer, of any
+    /// sign, and every entry is read with label 0. OpenOOD v1.5's OOD lists label every
+    /// image `-1` (`path -1`).
+    Ignored,
+}
+
+/// The entries of `list` with the 1-based line number of each, labels read as `labels`
+/// says.
+fn read_numbered(list: &Path, labels: ListLabels) -> Result<Vec<(usize, ListEntry)>> {
     let text = std::fs::read_to_string(list).map_err(|e| DataError::io(list, e))?;
     let mut out = Vec::new();
     for (k, line) in text.lines().enumerate() {
@@ -87,24 +101,42 @@ fn read_numbered(list: &Path) -> Result<Vec<(usize, ListEntry)>> {
                 ))
             }
         };
-        let label = label.parse::<u32>().map_err(|_| {
-            DataError::format(
-                list,
-                format!(
-                    "line {n}: expected {LINE_FORM}, found the label {label:?}, which is not a \
-                     non-negative integer"
-                ),
-            )
-        })?;
-        if label >= MAX_LIST_LABEL {
-            return Err(DataError::format(
-                list,
-                format!(
-                    "line {n}: expected a label below {MAX_LIST_LABEL} (the most classes a \
-                     list may have), found {label}"
-                ),
-            ));
-        }
+        let label = match labels {
+            ListLabels::Ignored => {
+                label.parse::<i64>().map_err(|_| {
+                    DataError::format(
+                        list,
+                        format!(
+                            "line {n}: expected {LINE_FORM}, found the label {label:?}, which is \
+                             not an integer"
+                        ),
+                    )
+                })?;
+                0
+            }
+            ListLabels::Classes => {
+                let label = label.parse::<u32>().map_err(|_| {
+                    DataError::format(
+                        list,
+                        format!(
+                            "line {n}: expected {LINE_FORM}, found the label {label:?}, which is \
+                             not a non-negative integer (labels such as -1 are only accepted in \
+                             the lists of OOD sets, whose labels are not used)"
+                        ),
+                    )
+                })?;
+                if label >= MAX_LIST_LABEL {
+                    return Err(DataError::format(
+                        list,
+                        format!(
+                            "line {n}: expected a label below {MAX_LIST_LABEL} (the most classes \
+                             a list may have), found {label}"
+                        ),
+                    ));
+                }
+                label
+            }
+        };
         out.push((
             n,
             ListEntry {
@@ -123,7 +155,8 @@ fn read_numbered(list: &Path) -> Result<Vec<(usize, ListEntry)>> {
 }
 
 /// Reads a file list: one `<path> <label>` per line, separated by whitespace (spaces or
-/// tabs, `\r\n` line ends accepted); blank lines are skipped.
+/// tabs, `\r\n` line ends accepted); blank lines are skipped. Labels are class indices
+/// ([`ListLabels::Classes`]); [`read_file_list_as`] reads the lists of OOD sets.
 ///
 /// # Errors
 /// [`DataError::Io`] when the list cannot be read; [`DataError::Format`] naming the list
@@ -131,7 +164,20 @@ fn read_numbered(list: &Path) -> Result<Vec<(usize, ListEntry)>> {
 /// is not a non-negative integer below [`MAX_LIST_LABEL`], or when the list holds no
 /// entry.
 pub fn read_file_list(list: &Path) -> Result<Vec<ListEntry>> {
-    Ok(read_numbered(list)?.into_iter().map(|(_, e)| e).collect())
+    read_file_list_as(list, ListLabels::Classes)
+}
+
+/// [`read_file_list`] with the labels read as `labels` says: with
+/// [`ListLabels::Ignored`] any integer label (OpenOOD's `-1`) is accepted and every entry
+/// gets label 0.
+///
+/// # Errors
+/// As [`read_file_list`]; with [`ListLabels::Ignored`] a label need only be an integer.
+pub fn read_file_list_as(list: &Path, labels: ListLabels) -> Result<Vec<ListEntry>> {
+    Ok(read_numbered(list, labels)?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect())
 }
 
 /// The class names of the labels of `entries`: `max label + 1` names, where the name of
@@ -218,13 +264,29 @@ pub fn load_file_list(
     channels: usize,
     preprocess: &Preprocess,
 ) -> Result<ImageSet> {
+    load_file_list_as(list, root, channels, preprocess, ListLabels::Classes)
+}
+
+/// [`load_file_list`] with the labels read as `labels` says: with [`ListLabels::Ignored`]
+/// (the lists of OOD sets) any integer label, such as OpenOOD's `-1`, is accepted and every
+/// image gets label 0 (one class).
+///
+/// # Errors
+/// As [`load_file_list`]; with [`ListLabels::Ignored`] a label need only be an integer.
+pub fn load_file_list_as(
+    list: &Path,
+    root: &Path,
+    channels: usize,
+    preprocess: &Preprocess,
+    labels: ListLabels,
+) -> Result<ImageSet> {
     if channels != 1 && channels != 3 {
         return Err(DataError::format(
             list,
             format!("expected 1 (grey) or 3 (RGB) channels, found {channels}"),
         ));
     }
-    let numbered = read_numbered(list)?;
+    let numbered = read_numbered(list, labels)?;
     let resolved: Vec<PathBuf> = numbered
         .iter()
         .map(|(_, e)| resolve(root, &e.path))
@@ -585,6 +647,73 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(m.contains("found 2"), "{m}");
+    }
+
+    /// OpenOOD v1.5's OOD lists label every image `-1`: read as an OOD list (labels
+    /// ignored) every image loads with label 0; read as class labels the same list is
+    /// refused, naming the list and the line.
+    #[test]
+    fn openood_minus_one_labels_are_read_only_when_labels_are_ignored() {
+        let set = mnist();
+        let tmp = tempfile::tempdir().unwrap();
+        let images = tmp.path().join("images_classic");
+        let mut lines = String::new();
+        for k in 0..3 {
+            let rel = format!("mnist/test/{k}.png");
+            let path = images.join(&rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            GrayImage::from_raw(28, 28, set.image(k).to_vec())
+                .unwrap()
+                .save(&path)
+                .unwrap();
+            lines.push_str(&format!("{rel} -1\n"));
+        }
+        let list = tmp.path().join("benchmark_imglist/cifar10/test_mnist.txt");
+        std::fs::create_dir_all(list.parent().unwrap()).unwrap();
+        std::fs::write(&list, &lines).unwrap();
+
+        let entries = read_file_list_as(&list, ListLabels::Ignored).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert!(entries.iter().all(|e| e.label == 0));
+        let got = load_file_list_as(
+            &list,
+            &images,
+            1,
+            &Preprocess::default(),
+            ListLabels::Ignored,
+        )
+        .unwrap();
+        assert_eq!(got.labels, [0, 0, 0]);
+        assert_eq!(got.num_classes(), 1);
+        for k in 0..3 {
+            assert_eq!(got.image(k), set.image(k));
+        }
+        // Labels must still be integers.
+        let bad = tmp.path().join("bad.txt");
+        std::fs::write(&bad, "a.png -1\nb.png x\n").unwrap();
+        let m = read_file_list_as(&bad, ListLabels::Ignored)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.contains("bad.txt") && m.contains("line 2") && m.contains("\"x\""),
+            "{m}"
+        );
+
+        // As class labels (an ID or csid set), -1 is refused with the file and the line.
+        for m in [
+            read_file_list(&list).unwrap_err().to_string(),
+            load_file_list(&list, &images, 1, &Preprocess::default())
+                .unwrap_err()
+                .to_string(),
+        ] {
+            assert!(
+                m.contains("test_mnist.txt")
+                    && m.contains("line 1")
+                    && m.contains("\"-1\"")
+                    && m.contains("non-negative"),
+                "{m}"
+            );
+        }
     }
 
     #[test]

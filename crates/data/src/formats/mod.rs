@@ -30,7 +30,8 @@ pub use cifar::{
     CIFAR10_CLASSES,
 };
 pub use filelist::{
-    find_entries, list_class_names, load_file_list, read_file_list, ListEntry, MAX_LIST_LABEL,
+    find_entries, list_class_names, load_file_list, load_file_list_as, read_file_list,
+    read_file_list_as, ListEntry, ListLabels, MAX_LIST_LABEL,
 };
 pub use folder::{
     load_image_files, load_image_folder, load_image_folder_with, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE,

@@ -66,12 +66,15 @@ pub struct DatasetRef {
     /// The directory (or file) holding it; for `"file-list"`, the root folder the listed
     /// image paths are relative to.
     pub path: PathBuf,
-    /// `"file-list"` only (required there): the list of training images, one
-    /// `<path> <label>` per line ([`read_file_list`](crate::formats::read_file_list)),
-    /// relative to `path` unless absolute.
+    /// `"file-list"` only: the list of training images, one `<path> <label>` per line
+    /// ([`read_file_list`](crate::formats::read_file_list)), relative to `path` unless
+    /// absolute. Required where the training split is read (the ID set, outliers:
+    /// [`DatasetRef::validate`]); optional for sets of which only the test split is read
+    /// (OOD and csid sets: [`DatasetRef::validate_test_only`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_list: Option<PathBuf>,
-    /// `"file-list"` only (required there): the list of test images, as `train_list`.
+    /// `"file-list"` only (required there): the list of test images, as `train_list`; the
+    /// only list an OOD or csid set needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_list: Option<PathBuf>,
     /// The classes to keep, as a [`ClassSpec`] (`"0-5"`, `"0-4,7"`); all when absent.
@@ -111,8 +114,20 @@ impl DatasetRef {
     }
 
     /// Checks the source name, the path, the lists (both set for `"file-list"`, neither
-    /// for any other source), the class list and the limit.
+    /// for any other source), the class list and the limit: a set whose training and test
+    /// splits are both read (the ID set, outliers).
     pub fn validate(&self) -> Result<()> {
+        self.check(true)
+    }
+
+    /// As [`DatasetRef::validate`], for a set of which only the test split is read (OOD and
+    /// csid sets): `"file-list"` needs `test_list` only, `train_list` may be left out.
+    pub fn validate_test_only(&self) -> Result<()> {
+        self.check(false)
+    }
+
+    /// The checks of [`DatasetRef::validate`], `train_list` required when `needs_train`.
+    fn check(&self, needs_train: bool) -> Result<()> {
         if !SOURCES.contains(&self.source.as_str()) {
             return Err(DataError::Split(format!(
                 "unknown dataset source {:?} (expected one of {})",
@@ -127,18 +142,24 @@ impl DatasetRef {
             )));
         }
         let lists = [
-            ("train_list", &self.train_list),
-            ("test_list", &self.test_list),
+            ("train_list", &self.train_list, needs_train),
+            ("test_list", &self.test_list, true),
         ];
-        for (key, list) in lists {
+        for (key, list, needed) in lists {
             let is_list = self.source == "file-list";
             match list {
-                None if is_list => {
+                None if is_list && needed => {
+                    let read = if key == "train_list" {
+                        "its training split is read (only OOD and csid sets, of which only the \
+                         test split is read, may leave it out)"
+                    } else {
+                        "its test split is read"
+                    };
                     return Err(DataError::Split(format!(
                         "dataset source \"file-list\" at {} needs `{key}` (a file of \
-                         `<image path> <label>` lines, relative to `path`)",
+                         `<image path> <label>` lines, relative to `path`): {read}",
                         self.path.display()
-                    )))
+                    )));
                 }
                 Some(p) if is_list && p.as_os_str().is_empty() => {
                     return Err(DataError::Split(format!(
@@ -177,9 +198,25 @@ impl DatasetRef {
     }
 
     /// True when `self` and `other` are the same source at the same path and may therefore
-    /// hold the same images.
-    fn same_data(&self, other: &DatasetRef) -> bool {
-        self.source == other.source && self.path == other.path
+    /// hold the same images. Two `"file-list"` sets under one root are the same data only
+    /// when they read a common list file (one of `train_list` / `test_list` of the one,
+    /// resolved against `path`, is one of the other's): sets of OpenOOD's benchmarks share
+    /// an image folder but read their own lists.
+    pub fn same_data(&self, other: &DatasetRef) -> bool {
+        if self.source != other.source || self.path != other.path {
+            return false;
+        }
+        if self.source != "file-list" {
+            return true;
+        }
+        let lists = |d: &DatasetRef| -> Vec<PathBuf> {
+            [true, false]
+                .into_iter()
+                .filter_map(|train| d.list_path(train))
+                .collect()
+        };
+        let theirs = lists(other);
+        lists(self).iter().any(|l| theirs.contains(l))
     }
 }
 
@@ -244,10 +281,13 @@ pub struct OodBenchmark {
 }
 
 impl OodBenchmark {
-    /// Checks the description: every dataset valid ([`DatasetRef::validate`]), at least one
+    /// Checks the description: every dataset valid ([`DatasetRef::validate`] for the ID set,
+    /// [`DatasetRef::validate_test_only`] for the others, of which only the test split is
+    /// read), at least one
     /// OOD set (`near` or `far`; `csid` sets alone are not a benchmark), names non-empty and
-    /// unique, and no OOD set that shares classes with the ID set (same source and path with
-    /// overlapping class lists, or one of them keeping every class). `csid` sets hold ID
+    /// unique, and no OOD set that shares classes with the ID set (the same data, see
+    /// [`DatasetRef::same_data`], with overlapping class lists, or one of them keeping every
+    /// class). `csid` sets hold ID
     /// classes by definition and are exempt from that last check (whether their labels lie
     /// in the ID range can only be checked once they are loaded). Each error names the
     /// offending set and value.
@@ -288,7 +328,9 @@ impl OodBenchmark {
                 )));
             }
             let what = format!("OOD set {:?}", set.name);
-            set.dataset.validate().map_err(|e| ctx(&what, e))?;
+            set.dataset
+                .validate_test_only()
+                .map_err(|e| ctx(&what, e))?;
             if !set.group.is_csid() && set.dataset.same_data(&self.id) {
                 let ood = set.dataset.class_spec()?;
                 let shared: Vec<u32> = match (&id_classes, &ood) {
@@ -474,6 +516,104 @@ mod tests {
         assert!(!toml::to_string(&bench()).unwrap().contains("_list"));
         let typo = text.replace("test_list", "test_lst");
         assert!(toml::from_str::<DatasetRef>(&typo).is_err());
+    }
+
+    /// OpenOOD's layout: every set under one image folder, each with its own lists.
+    fn openood_like() -> OodBenchmark {
+        toml::from_str(
+            r#"
+            [id]
+            source = "file-list"
+            path = "data/images_classic"
+            train_list = "../benchmark_imglist/cifar10/train_cifar10.txt"
+            test_list = "../benchmark_imglist/cifar10/test_cifar10.txt"
+
+            [[ood]]
+            name = "svhn"
+            group = "far"
+            dataset = { source = "file-list", path = "data/images_classic", test_list = "../benchmark_imglist/cifar10/test_svhn.txt" }
+
+            [[ood]]
+            name = "cifar10-c"
+            group = "csid"
+            dataset = { source = "file-list", path = "data/images_classic", test_list = "../benchmark_imglist/cifar10/test_cifar10c.txt" }
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn ood_and_csid_file_lists_need_only_the_test_list() {
+        let b = openood_like();
+        b.validate().unwrap();
+        assert_eq!(b.ood[0].dataset.train_list, None);
+        b.ood[0].dataset.validate_test_only().unwrap();
+        // Where the training split is read (the ID set, outliers), `train_list` is required.
+        let e = b.ood[0].dataset.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("`train_list`") && e.contains("data/images_classic"),
+            "{e}"
+        );
+        let mut no_train = b.clone();
+        no_train.id.train_list = None;
+        let e = err(&no_train);
+        assert!(
+            e.contains("benchmark id set") && e.contains("`train_list`"),
+            "{e}"
+        );
+        // The test list stays required for OOD sets.
+        let mut no_test = b.clone();
+        no_test.ood[0].dataset.test_list = None;
+        let e = err(&no_test);
+        assert!(e.contains("\"svhn\"") && e.contains("`test_list`"), "{e}");
+        // Other sources still reject the keys.
+        let mut other = b.clone();
+        other.ood[0].dataset.source = "cifar10".into();
+        let e = err(&other);
+        assert!(
+            e.contains("`test_list`") && e.contains("\"cifar10\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn file_list_sets_are_the_same_data_only_with_a_common_list() {
+        let b = openood_like();
+        let (id, svhn) = (&b.id, &b.ood[0].dataset);
+        // One folder, other lists: not the ID data.
+        assert!(!svhn.same_data(id) && !id.same_data(svhn));
+        // The same lists: the same data, and refused as an OOD set.
+        let mut same = b.clone();
+        same.ood[0].dataset.train_list = id.train_list.clone();
+        same.ood[0].dataset.test_list = id.test_list.clone();
+        assert!(same.ood[0].dataset.same_data(id));
+        let e = err(&same);
+        assert!(
+            e.contains("\"svhn\"") && e.contains("reads the ID dataset"),
+            "{e}"
+        );
+        // The ID test list alone (as an OOD set reads it) is enough.
+        let mut test_only = b.clone();
+        test_only.ood[0].dataset.test_list = id.test_list.clone();
+        assert!(test_only.ood[0].dataset.same_data(id));
+        assert!(err(&test_only).contains("reads the ID dataset"));
+        // The same list file named absolutely is the same file.
+        let mut absolute = b.clone();
+        absolute.id.path = "/data/images_classic".into();
+        absolute.id.test_list = Some("/data/benchmark_imglist/cifar10/test_svhn.txt".into());
+        absolute.ood[0].dataset.path = "/data/images_classic".into();
+        absolute.ood[0].dataset.test_list =
+            Some("../benchmark_imglist/cifar10/test_svhn.txt".into());
+        assert!(!absolute.ood[0].dataset.same_data(&absolute.id));
+        absolute.ood[0].dataset.test_list = absolute.id.test_list.clone();
+        assert!(absolute.ood[0].dataset.same_data(&absolute.id));
+        // csid sets are exempt; other sources still compare source and path only.
+        let mut csid = b.clone();
+        csid.ood[1].dataset.test_list = id.test_list.clone();
+        csid.validate().unwrap();
+        let m = bench();
+        assert!(m.ood[0].dataset.same_data(&m.id));
+        assert!(!m.ood[1].dataset.same_data(&m.id));
     }
 
     #[test]

@@ -163,11 +163,24 @@ fn validate(cfg: &ExperimentConfig) -> Result<()> {
             cfg.model.in_channels
         )
     })?;
-    d.id.validate()
-        .map_err(|e| anyhow::anyhow!("[data.id]: {e}"))?;
-    if let Some(o) = &d.outliers {
-        o.validate()
-            .map_err(|e| anyhow::anyhow!("[data.outliers]: {e}"))?;
+    // The ID set and the outliers are read from their training split (and the ID set also
+    // from its test split); OOD and csid sets from their test split only.
+    for (key, set) in [
+        ("data.id", Some(&d.id)),
+        ("data.outliers", d.outliers.as_ref()),
+    ] {
+        let Some(set) = set else { continue };
+        if set.source == "file-list" && set.train_list.is_none() {
+            bail!(
+                "`{key}.train_list` is required: {key} (source \"file-list\" at {}) is read from \
+                 its training split, given by a file of `<image path> <label>` lines relative to \
+                 `path` (only [[data.ood]] sets, of which only `test_list` is read, may leave \
+                 `train_list` out)",
+                set.path.display()
+            );
+        }
+        set.validate()
+            .map_err(|e| anyhow::anyhow!("[{key}]: {e}"))?;
     }
     if !d.ood.is_empty() {
         OodBenchmark {
@@ -292,6 +305,37 @@ mod tests {
         let err = format!("{:#}", from_value(v).unwrap_err());
         assert!(err.contains("train.lr"), "{err}");
         assert!(apply_override(&mut toml::Value::Table(Default::default()), "novalue").is_err());
+    }
+
+    /// A file-list `[[data.ood]]` set needs only `test_list`; `data.id` and
+    /// `data.outliers` read their training split and need `train_list`, named by its path.
+    #[test]
+    fn file_list_train_list_is_required_only_where_the_train_split_is_read() {
+        let base = MINIMAL
+            .replace(
+                "source = \"mnist\"\npath = \"x\"\nclasses = \"0-5\"",
+                "source = \"file-list\"\npath = \"images\"\ntrain_list = \"../lists/train_id.txt\"\n\
+                 test_list = \"../lists/test_id.txt\"",
+            )
+            .replace("recipe = \"oe\"", "recipe = \"supervised\"")
+            .replace("[data.outliers]\nsource = \"fashion-mnist\"\npath = \"y\"\n", "");
+        let with_ood = format!(
+            "{base}\n[[data.ood]]\nname = \"svhn\"\ngroup = \"far\"\n\
+             dataset = {{ source = \"file-list\", path = \"images\", test_list = \"../lists/test_svhn.txt\" }}\n"
+        );
+        let c = from_str(&with_ood).unwrap();
+        assert_eq!(c.data.ood[0].dataset.train_list, None);
+
+        let no_id_train = with_ood.replace("train_list = \"../lists/train_id.txt\"\n", "");
+        let e = format!("{:#}", from_str(&no_id_train).unwrap_err());
+        assert!(e.contains("`data.id.train_list` is required"), "{e}");
+
+        let outliers = format!(
+            "{with_ood}\n[data.outliers]\nsource = \"file-list\"\npath = \"images\"\n\
+             test_list = \"../lists/tin.txt\"\n"
+        );
+        let e = format!("{:#}", from_str(&outliers).unwrap_err());
+        assert!(e.contains("`data.outliers.train_list` is required"), "{e}");
     }
 
     #[test]

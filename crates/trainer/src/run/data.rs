@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use unseen_data::formats::ListLabels;
 use unseen_data::transforms::Preprocess;
 use unseen_data::{ImageSet, Rng};
 
@@ -40,7 +41,8 @@ impl ExperimentData {
 /// limit with a seeded subsample, then `preprocess` (pass
 /// [`DataConfig::preprocess_for`]`(train)`). `folder` (`path/train/`, `path/test/`) and
 /// `file-list` (`train_list`, `test_list`) sources are read as RGB, each image resized /
-/// cropped as it is decoded, so they may hold images of any size.
+/// cropped as it is decoded, so they may hold images of any size. A `file-list` source's
+/// labels are class labels: use [`load_ood_dataset`] for OOD sets.
 pub fn load_dataset(
     d: &DatasetRef,
     train: bool,
@@ -48,16 +50,54 @@ pub fn load_dataset(
     what: &str,
     preprocess: &Preprocess,
 ) -> Result<ImageSet> {
+    load_dataset_as(d, train, seed, what, preprocess, ListLabels::Classes)
+}
+
+/// [`load_dataset`] for an OOD test set (`[[data.ood]]` with group `near` / `far`), whose
+/// labels are not used: a `file-list` source's list may label its images with any integer
+/// (OpenOOD v1.5's OOD lists write `-1`), every image then gets label 0. When the set
+/// selects `classes`, its labels are used and read as class labels.
+pub fn load_ood_dataset(
+    d: &DatasetRef,
+    seed: u64,
+    what: &str,
+    preprocess: &Preprocess,
+) -> Result<ImageSet> {
+    let labels = if d.classes.is_some() {
+        ListLabels::Classes
+    } else {
+        ListLabels::Ignored
+    };
+    load_dataset_as(d, false, seed, what, preprocess, labels)
+}
+
+/// The folder-missing error's advice: `trainer data download` for the sources it fetches.
+fn missing_folder_hint(source: &str) -> String {
+    if unseen_data::download::remote_dataset(source).is_some() {
+        format!("fetch it with `trainer data download {source}` or fix `path`")
+    } else {
+        "fix `path` (`trainer data download` does not fetch this source)".into()
+    }
+}
+
+fn load_dataset_as(
+    d: &DatasetRef,
+    train: bool,
+    seed: u64,
+    what: &str,
+    preprocess: &Preprocess,
+    labels: ListLabels,
+) -> Result<ImageSet> {
     let path: &Path = &d.path;
     if !path.exists() {
         anyhow::bail!(
             "{what}: dataset folder {} does not exist (relative paths are resolved against {}); \
-             fetch it with `trainer data download {}` or fix `path`",
+             {}",
             path.display(),
             std::env::current_dir()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            d.source
+            missing_folder_hint(&d.source)
         );
     }
     let split = if train { "train" } else { "test" };
@@ -68,10 +108,14 @@ pub fn load_dataset(
         unseen_data::formats::load_image_folder_with(&dir, 3, preprocess)
             .with_context(|| format!("{what}: cannot load the {split} split"))?
     } else if d.source == "file-list" {
+        let key = if train { "train_list" } else { "test_list" };
         let list = d.list_path(train).with_context(|| {
-            format!("{what}: source \"file-list\" needs `train_list` and `test_list`")
+            format!(
+                "{what}: source \"file-list\" reads the {split} split from `{key}`, which is not \
+                 set"
+            )
         })?;
-        unseen_data::formats::load_file_list(&list, path, 3, preprocess)
+        unseen_data::formats::load_file_list_as(&list, path, 3, preprocess, labels)
             .with_context(|| format!("{what}: cannot load the {split} list"))?
     } else {
         unseen_data::formats::load_named(&d.source, path, train)
@@ -140,7 +184,12 @@ pub fn load(
     let mut csid = Vec::new();
     for (i, o) in cfg.ood.iter().enumerate() {
         let what = format!("data.ood[{i}] ({})", o.name);
-        let s = load_dataset(&o.dataset, false, seed, &what, cfg.preprocess_for(false))?;
+        // csid sets carry ID labels; near / far sets' labels are not used.
+        let s = if o.group.is_csid() {
+            load_dataset(&o.dataset, false, seed, &what, cfg.preprocess_for(false))?
+        } else {
+            load_ood_dataset(&o.dataset, seed, &what, cfg.preprocess_for(false))?
+        };
         check(&s, &what)?;
         let group = match o.group {
             unseen_data::splits::OodGroup::Near => OodGroup::Near,
@@ -209,6 +258,104 @@ mod tests {
                 && e.contains("3 classes"),
             "{e}"
         );
+    }
+
+    /// OpenOOD's layout: one image folder, lists beside it, OOD lists labelled `-1`. As an
+    /// OOD set the list loads (every image label 0, no `train_list` needed); as `data.id`
+    /// the same list is refused, naming the list and the line.
+    #[test]
+    fn openood_minus_one_list_loads_as_an_ood_set_only() {
+        let root = tempfile::tempdir().unwrap();
+        let images = root.path().join("images_classic");
+        let mut lines = String::new();
+        for k in 0..3u8 {
+            let rel = format!("svhn/test/{k}.png");
+            let path = images.join(&rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            image::RgbImage::from_pixel(12 + k as u32, 10, image::Rgb([k * 50, 7, 9]))
+                .save(&path)
+                .unwrap();
+            lines.push_str(&format!("{rel} -1\n"));
+        }
+        let lists = root.path().join("benchmark_imglist/cifar10");
+        std::fs::create_dir_all(&lists).unwrap();
+        std::fs::write(lists.join("test_svhn.txt"), &lines).unwrap();
+        let d = DatasetRef {
+            source: "file-list".into(),
+            path: images.clone(),
+            train_list: None,
+            test_list: Some("../benchmark_imglist/cifar10/test_svhn.txt".into()),
+            classes: None,
+            limit_per_class: None,
+        };
+        d.validate_test_only().unwrap();
+        let p = Preprocess {
+            resize_to: Some([8, 8]),
+            ..Preprocess::default()
+        };
+        let set = load_ood_dataset(&d, 0, "data.ood[0] (svhn)", &p).unwrap();
+        assert_eq!(
+            (set.len(), set.channels, set.height, set.width),
+            (3, 3, 8, 8)
+        );
+        assert_eq!(set.labels, [0, 0, 0]);
+
+        // As the ID set (class labels), -1 is refused with the list and the line.
+        let e = format!(
+            "{:#}",
+            load_dataset(&d, false, 0, "data.id", &p).unwrap_err()
+        );
+        assert!(
+            e.contains("data.id")
+                && e.contains("test_svhn.txt")
+                && e.contains("line 1")
+                && e.contains("\"-1\""),
+            "{e}"
+        );
+        // Its training split is not set: the missing key is named.
+        let e = format!(
+            "{:#}",
+            load_dataset(&d, true, 0, "data.id", &p).unwrap_err()
+        );
+        assert!(e.contains("`train_list`") && e.contains("not set"), "{e}");
+    }
+
+    /// The missing-folder error suggests `trainer data download` only for the sources it
+    /// fetches.
+    #[test]
+    fn missing_folder_hints_download_only_for_downloadable_sources() {
+        let mut d = DatasetRef {
+            source: "cifar10".into(),
+            path: "no/such/folder".into(),
+            train_list: None,
+            test_list: None,
+            classes: None,
+            limit_per_class: None,
+        };
+        let e = format!(
+            "{:#}",
+            load_dataset(&d, true, 0, "data.id", &Preprocess::default()).unwrap_err()
+        );
+        assert!(
+            e.contains("does not exist") && e.contains("`trainer data download cifar10`"),
+            "{e}"
+        );
+        for source in ["file-list", "folder"] {
+            d.source = source.into();
+            d.test_list = (source == "file-list").then(|| "t.txt".into());
+            let e = format!(
+                "{:#}",
+                load_ood_dataset(&d, 0, "data.ood[0] (x)", &Preprocess::default()).unwrap_err()
+            );
+            assert!(
+                e.contains("no/such/folder")
+                    && e.contains("does not exist")
+                    && !e.contains(&format!("`trainer data download {source}`"))
+                    && e.contains("does not fetch this source")
+                    && e.contains("fix `path`"),
+                "{e}"
+            );
+        }
     }
 
     /// A `folder` source whose images differ in size (as CUB-200 or ImageNet-100) loads

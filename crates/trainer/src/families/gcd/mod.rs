@@ -254,7 +254,12 @@ pub fn load_data(cfg: &ExperimentConfig, sec: &GcdSection) -> Result<GcdData> {
     let merged = split.merged();
     let mut ood = Vec::new();
     for (i, o) in cfg.data.ood.iter().enumerate() {
-        let s = load(&o.dataset, false, &format!("data.ood[{i}] ({})", o.name))?;
+        let s = crate::run::data::load_ood_dataset(
+            &o.dataset,
+            cfg.seed,
+            &format!("data.ood[{i}] ({})", o.name),
+            &cfg.data.preprocess,
+        )?;
         ood.push((o.name.clone(), Arc::new(s)));
     }
     Ok(GcdData {
