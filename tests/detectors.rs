@@ -444,3 +444,93 @@ fn csid_sets_are_scored_as_id_in_full_spectrum_ood() {
     let o = eval(&["--set", &ood_sets_with(&[&same_name])]);
     assert_clean_failure(&o, &["\"mnist-0-5\"", "data.id_name"]);
 }
+
+/// `eval.search`: detectors named without parameters take the candidate of OpenOOD's sweep
+/// list with the best validation AUROC (`[data.id_val]` against `[[data.ood_val]]`); the
+/// others are used as written; candidates that cannot run (k above the training set) are
+/// recorded as skipped. Search settings without validation sets, and the reverse, are
+/// refused.
+#[test]
+fn search_chooses_hyper_parameters_on_validation_sets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let id_val = r#"data.id_val={ source = "mnist", path = "datasets/mnist-subset", classes = "0-5", limit_per_class = 20 }"#;
+    let ood_val = r#"data.ood_val=[{ name = "fashion-val", group = "far", dataset = { source = "fashion-mnist", path = "datasets/fashion-mnist-subset", classes = "0-4", limit_per_class = 20 } }]"#;
+    let dets = r#"eval.detectors=["msp", "knn", "react", "knn:k=10"]"#;
+    run_ok(&tiny_args(
+        out,
+        &[
+            "--set",
+            "eval.search=true",
+            "--set",
+            id_val,
+            "--set",
+            ood_val,
+            "--set",
+            dets,
+        ],
+    ));
+    let m = metrics(&out.join("quickstart"));
+    let det = |i: usize| &m["detectors"][i];
+    assert_eq!(det(0)["name"], "msp");
+    assert!(det(0).get("search").is_none(), "msp has no sweep: {m}");
+    assert_eq!(
+        det(3)["name"],
+        "knn:k=10",
+        "given with parameters: used as written"
+    );
+    assert!(det(3).get("search").is_none());
+    // knn: k = 50, 100, 200 run on the 360 training images; 500 and 1000 cannot.
+    let knn = det(1)["search"].as_array().unwrap();
+    assert_eq!(knn.len(), 5);
+    let tried: Vec<(&str, Option<f64>)> = knn
+        .iter()
+        .map(|p| (p["detector"].as_str().unwrap(), p["val_auroc"].as_f64()))
+        .collect();
+    assert_eq!(tried[0].0, "knn");
+    assert!(tried[..3].iter().all(|t| t.1.is_some()), "{tried:?}");
+    assert!(tried[3..].iter().all(|t| t.1.is_none()), "{tried:?}");
+    assert!(
+        knn[4]["skipped"].as_str().unwrap().contains("1000"),
+        "{knn:?}"
+    );
+    // The chosen candidate is the first with the largest validation AUROC.
+    for (i, name) in [(1, "knn"), (2, "react")] {
+        let pts = det(i)["search"].as_array().unwrap();
+        let best = pts
+            .iter()
+            .filter_map(|p| Some((p["detector"].as_str().unwrap(), p["val_auroc"].as_f64()?)))
+            .fold(
+                ("", f64::NEG_INFINITY),
+                |b, p| if p.1 > b.1 { p } else { b },
+            );
+        assert_eq!(det(i)["name"], best.0, "{name}: {pts:?}");
+    }
+    assert_eq!(
+        det(2)["search"].as_array().unwrap().len(),
+        4,
+        "react: p = 90, 85, 95, 99"
+    );
+    let report = std::fs::read_to_string(out.join("quickstart/report.md")).unwrap();
+    assert!(report.contains("## Hyper-parameter search"), "{report}");
+    assert!(report.contains("fashion-val"), "{report}");
+
+    // The same search again gives the same choice and metrics, bit for bit.
+    let run = out.join("quickstart");
+    let o = trainer(&["eval", "--run", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(metrics(&run.join("eval")), m);
+
+    // Validation sets without a search, or a search without them, are refused.
+    let o = trainer(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--set",
+        "eval.search=false",
+    ]);
+    assert_clean_failure(&o, &["data.id_val", "eval.search = true"]);
+    let args = tiny_args(&out.join("other"), &["--set", "eval.search=true"]);
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    assert_clean_failure(&trainer(&args), &["eval.search = true", "[data.id_val]"]);
+}

@@ -42,6 +42,16 @@ impl Detector for She {
             let d = b.dim;
             let logits = h.logits(&b.features[i * d..(i + 1) * d]);
             Ok((argmax(&logits) == y).then_some(y))
+        })
+        .map_err(|e| match e {
+            EvalError::EmptyClass { class, .. } => EvalError::Unsupported {
+                detector: "she".into(),
+                reason: format!(
+                    "the network classifies no training image of class {class} correctly, and \
+                     SHE stores the mean feature of those"
+                ),
+            },
+            e => e,
         })?;
         self.fitted = Some((head, patterns));
         Ok(())

@@ -69,6 +69,47 @@ pub const ALL_DETECTORS: &[&str] = &[
     "dice",
 ];
 
+/// The hyper-parameter candidates of detector `name` (a bare name, no parameters) for a
+/// search on validation sets: OpenOOD v1.5's sweep lists (`configs/postprocessors/*.yml`,
+/// `postprocessor_sweep` of the detectors with `APS_mode: True`), as specs for
+/// [`detector_from_name`], the default first. `knn`: `k` in 50, 100, 200, 500, 1000;
+/// `react`: `p` in 85, 90, 95, 99; `ash`, `scale`: `p` in 65, 70, ..., 95; `vim`: `dim` in
+/// 256, 1000 where below the feature dimension `dim` (else the default `D/2` alone); `gen`:
+/// `gamma` in 0.01, 0.1, 0.5, 1, 2, 5, 10 times `M` in 10, 50, 100, 200, 500, 1000. Any other
+/// detector has no sweep: the one-element list of its name.
+pub fn search_grid(name: &str, dim: usize) -> Vec<String> {
+    let with = |key: &str, values: &[f64]| -> Vec<String> {
+        values.iter().map(|v| format!("{name}:{key}={v}")).collect()
+    };
+    let grid = match name {
+        "knn" => with("k", &[50.0, 100.0, 200.0, 500.0, 1000.0]),
+        "react" => with("p", &[90.0, 85.0, 95.0, 99.0]),
+        "ash" => with("p", &[90.0, 65.0, 70.0, 75.0, 80.0, 85.0, 95.0]),
+        "scale" => with("p", &[85.0, 65.0, 70.0, 75.0, 80.0, 90.0, 95.0]),
+        "vim" => with("dim", &[256.0, 1000.0])
+            .into_iter()
+            .zip([256usize, 1000])
+            .filter(|(_, d)| *d < dim)
+            .map(|(s, _)| s)
+            .collect(),
+        "gen" => {
+            let mut v = Vec::new();
+            for gamma in [0.1, 0.01, 0.5, 1.0, 2.0, 5.0, 10.0] {
+                for m in [100, 10, 50, 200, 500, 1000] {
+                    v.push(format!("gen:gamma={gamma},M={m}"));
+                }
+            }
+            v
+        }
+        _ => Vec::new(),
+    };
+    if grid.is_empty() {
+        vec![name.to_string()]
+    } else {
+        grid
+    }
+}
+
 /// What a detector needs besides the logits of the samples it scores.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
@@ -737,6 +778,31 @@ mod tests {
         let d = detector_from_name("energy:T=2").unwrap();
         let want = Energy::new(2.0).unwrap().score(&logits(), 3, None).unwrap();
         assert_eq!(d.score(&logits(), 3, None).unwrap(), want);
+    }
+
+    #[test]
+    fn search_grids_parse_and_start_with_the_default() {
+        for name in ALL_DETECTORS {
+            let grid = search_grid(name, 512);
+            // The first candidate is the detector with its default parameters (ViM's
+            // default D/2 = 256 is spelled out).
+            if *name != "vim" {
+                assert_eq!(
+                    detector_from_name(&grid[0]).unwrap().name(),
+                    *name,
+                    "{grid:?}"
+                );
+            }
+            for spec in &grid {
+                detector_from_name(spec).unwrap();
+            }
+        }
+        assert_eq!(search_grid("knn", 64).len(), 5);
+        assert_eq!(search_grid("gen", 64).len(), 42);
+        assert_eq!(search_grid("vim", 512), ["vim:dim=256"]);
+        assert_eq!(search_grid("vim", 2048), ["vim:dim=256", "vim:dim=1000"]);
+        assert_eq!(search_grid("vim", 128), ["vim"]);
+        assert_eq!(search_grid("mds", 128), ["mds"]);
     }
 
     #[test]

@@ -133,6 +133,7 @@ pub fn apply_override(root: &mut toml::Value, spec: &str) -> Result<()> {
 
 /// The checks of the shared tables (the family checks its own).
 fn validate(cfg: &ExperimentConfig) -> Result<()> {
+    validate_search(cfg)?;
     if cfg.name.is_empty() || cfg.name.contains(['/', '\\']) || cfg.name == ".." {
         bail!("`name` must be a plain folder name, got {:?}", cfg.name);
     }
@@ -264,6 +265,34 @@ epochs = 2
 batch_size = 8
 lr = 0.1
 "#;
+
+/// `eval.search` needs `[data.id_val]` and at least one `[[data.ood_val]]` (near/far); the
+/// validation sets are read only by a search.
+fn validate_search(cfg: &ExperimentConfig) -> Result<()> {
+    let d = &cfg.data;
+    if cfg.eval.search {
+        if d.id_val.is_none() || d.ood_val.is_empty() {
+            bail!(
+                "`eval.search = true` chooses hyper-parameters on validation sets: it needs \
+                 `[data.id_val]` (ID validation images) and at least one `[[data.ood_val]]`"
+            );
+        }
+    } else if d.id_val.is_some() || !d.ood_val.is_empty() {
+        bail!(
+            "`[data.id_val]` / `[[data.ood_val]]` are read only by a hyper-parameter search: \
+             set `eval.search = true` (or remove them)"
+        );
+    }
+    for (i, o) in d.ood_val.iter().enumerate() {
+        if o.group.is_csid() {
+            bail!(
+                "`data.ood_val[{i}]` ({}): validation OOD sets are `near` or `far`",
+                o.name
+            );
+        }
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

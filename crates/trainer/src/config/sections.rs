@@ -21,6 +21,13 @@ pub struct DataConfig {
     /// OOD test sets.
     #[serde(default)]
     pub ood: Vec<OodSet>,
+    /// ID validation images (the test split of this dataset) for `eval.search`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_val: Option<DatasetRef>,
+    /// OOD validation sets (`near`/`far`, test splits) for `eval.search`: each detector's
+    /// hyper-parameters are chosen by the mean AUROC of `id_val` against these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ood_val: Vec<OodSet>,
     /// Training augmentation and normalisation (evaluation uses the normalisation only).
     pub augment: Augment,
     /// Resize / centre crop applied once to every image when the data are loaded (e.g. 28 ->
@@ -122,6 +129,11 @@ pub struct EvalConfig {
     /// Images per inference batch.
     #[serde(default = "default_eval_batch")]
     pub batch_size: usize,
+    /// Choose each detector's hyper-parameters (OpenOOD v1.5's sweep lists) by validation
+    /// AUROC on `[data.id_val]` against `[[data.ood_val]]`; the detectors named without
+    /// parameters are searched, the others used as written.
+    #[serde(default)]
+    pub search: bool,
 }
 
 impl Default for EvalConfig {
@@ -129,6 +141,7 @@ impl Default for EvalConfig {
         Self {
             detectors: default_detectors(),
             batch_size: default_eval_batch(),
+            search: false,
         }
     }
 }

@@ -28,6 +28,17 @@ pub struct ExperimentData {
     /// (labelled with ID classes). Kept apart from `ood`: they count as ID in full-spectrum
     /// OOD evaluation.
     pub csid: Vec<(String, Arc<ImageSet>)>,
+    /// Validation sets of a hyper-parameter search (`[data.id_val]`, `[[data.ood_val]]`).
+    pub val: Option<ValData>,
+}
+
+/// The validation sets `eval.search` chooses detector hyper-parameters on.
+#[derive(Debug, Clone)]
+pub struct ValData {
+    /// ID validation images.
+    pub id: Arc<ImageSet>,
+    /// OOD validation sets: name, images.
+    pub ood: Vec<(String, Arc<ImageSet>)>,
 }
 
 impl ExperimentData {
@@ -202,12 +213,32 @@ pub fn load(
         };
         ood.push((o.name.clone(), group, Arc::new(s)));
     }
+    let val = match &cfg.id_val {
+        Some(id_val) => {
+            let pre = cfg.preprocess_for(false);
+            let id = load_dataset(id_val, false, seed, "data.id_val", pre)?;
+            check(&id, "data.id_val")?;
+            let mut ood_val = Vec::new();
+            for (i, o) in cfg.ood_val.iter().enumerate() {
+                let what = format!("data.ood_val[{i}] ({})", o.name);
+                let s = load_ood_dataset(&o.dataset, seed, &what, pre)?;
+                check(&s, &what)?;
+                ood_val.push((o.name.clone(), Arc::new(s)));
+            }
+            Some(ValData {
+                id: Arc::new(id),
+                ood: ood_val,
+            })
+        }
+        None => None,
+    };
     Ok(ExperimentData {
         id_train: Arc::new(id_train),
         id_test: Arc::new(id_test),
         outliers,
         ood,
         csid,
+        val,
     })
 }
 

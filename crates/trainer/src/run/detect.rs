@@ -95,29 +95,83 @@ pub fn fit_detectors<B: Backend>(
     cache_dir: Option<&Path>,
     device: &B::Device,
 ) -> Result<Vec<FittedDetector>> {
-    let head = linear_head(model)?;
-    let mut detectors = Vec::new();
-    for spec in expand(specs, head.is_some())? {
-        let det =
-            detector_from_name(&spec).with_context(|| format!("`eval.detectors`: {spec:?}"))?;
-        detectors.push(det);
+    let mut fitter = Fitter::new(model, cfg, train, cache_dir, device)?;
+    fitter
+        .expand(specs)?
+        .iter()
+        .map(|spec| fitter.fit(spec))
+        .collect()
+}
+
+/// Fits detectors one at a time on one network's ID training features, computed (or read
+/// from the cache) the first time a detector needs them and shared by the next ones.
+pub struct Fitter<'a, B: Backend> {
+    model: &'a Backbone<B>,
+    cfg: &'a ExperimentConfig,
+    train: &'a Arc<ImageSet>,
+    cache_dir: Option<&'a Path>,
+    device: &'a B::Device,
+    head: Option<Head>,
+    source: Option<Box<dyn FeatureSource>>,
+}
+
+impl<'a, B: Backend> Fitter<'a, B> {
+    /// A fitter for `model` (its head is read out now).
+    ///
+    /// # Errors
+    /// A head whose parameters cannot be read.
+    pub fn new(
+        model: &'a Backbone<B>,
+        cfg: &'a ExperimentConfig,
+        train: &'a Arc<ImageSet>,
+        cache_dir: Option<&'a Path>,
+        device: &'a B::Device,
+    ) -> Result<Self> {
+        Ok(Self {
+            head: linear_head(model)?,
+            model,
+            cfg,
+            train,
+            cache_dir,
+            device,
+            source: None,
+        })
     }
-    let mut source: Option<Box<dyn FeatureSource>> = None;
-    let mut out = Vec::new();
-    for mut det in detectors {
+
+    /// `specs` with `"all"` expanded for this network ([`expand`]).
+    ///
+    /// # Errors
+    /// An invalid detector name inside `ALL_DETECTORS` (a bug).
+    pub fn expand(&self, specs: &[String]) -> Result<Vec<String>> {
+        expand(specs, self.head.is_some())
+    }
+
+    /// The network's feature dimension.
+    pub fn feature_dim(&self) -> usize {
+        self.model.feature_dim()
+    }
+
+    /// Builds and fits the detector `spec`.
+    ///
+    /// # Errors
+    /// An unknown name, a detector the network cannot run, a failed fit.
+    pub fn fit(&mut self, spec: &str) -> Result<FittedDetector> {
+        let mut det =
+            detector_from_name(spec).with_context(|| format!("`eval.detectors`: {spec:?}"))?;
         let needs = det.needs();
         let name = det.name();
-        if needs.head && head.is_none() {
+        if needs.head && self.head.is_none() {
             bail!(
                 "detector `{name}` cannot run on this network: it needs the network's linear \
                  head and `{}` has none (use `mvg`, `knn` or another feature detector)",
-                cfg.model.name
+                self.cfg.model.name
             );
         }
         let started = Instant::now();
         if needs.fit {
-            if source.is_none() {
-                source = Some(match cache_dir {
+            if self.source.is_none() {
+                let (model, cfg, train, device) = (self.model, self.cfg, self.train, self.device);
+                self.source = Some(match self.cache_dir {
                     Some(dir) => {
                         let key = feature_cache::cache_key(model, cfg)?;
                         let (f, _reused) =
@@ -127,11 +181,11 @@ pub fn fit_detectors<B: Backend>(
                     None => Box::new(train_features(model, cfg, train, device)?),
                 });
             }
-            let src = source.as_mut().expect("computed above");
-            det.fit(src.as_mut(), head.as_ref())
+            let src = self.source.as_mut().expect("computed above");
+            det.fit(src.as_mut(), self.head.as_ref())
                 .with_context(|| format!("fitting detector `{name}` on the ID training set"))?;
         }
-        out.push(FittedDetector {
+        Ok(FittedDetector {
             fitted: det.fitted(),
             fit_seconds: if needs.fit {
                 started.elapsed().as_secs_f64()
@@ -139,9 +193,8 @@ pub fn fit_detectors<B: Backend>(
                 0.0
             },
             detector: det,
-        });
+        })
     }
-    Ok(out)
 }
 
 /// The ID training set's features, logits and labels as a detector's fitting source.

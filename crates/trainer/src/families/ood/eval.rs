@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use unseen_backbones::Backbone;
+use unseen_eval::detectors::search_grid;
 use unseen_eval::metrics::{accuracy, ood_metrics, OodMetrics};
 use unseen_eval::plots::{roc_plot, score_histogram, RocCurve};
 use unseen_eval::report::{OodGroup, OodReport, OodRow};
@@ -21,7 +22,7 @@ use unseen_eval::report::{OodGroup, OodReport, OodRow};
 use crate::config::ExperimentConfig;
 use crate::run::checkpoint::Which;
 use crate::run::data::ExperimentData;
-use crate::run::detect::fit_detectors;
+use crate::run::detect::{FittedDetector, Fitter};
 use crate::run::infer::{check_finite, features_and_logits, Rows};
 use crate::run::io::{replace_dir, write_atomic};
 
@@ -101,6 +102,10 @@ pub struct MetricsFile {
     /// Averages of `fsood` over the `near` and `far` groups per detector.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fsood_groups: Vec<OodEntry>,
+    /// Detectors that `"all"` named but that cannot run on this network and data (a class
+    /// SHE has no correctly classified image of, ...), with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_detectors: Vec<SkippedDetector>,
     /// Every detector with what its fit on the ID training set chose (a temperature, a
     /// threshold, ViM's `alpha`, ...), so a score can be recomputed from the run's files.
     #[serde(default)]
@@ -115,6 +120,140 @@ pub struct DetectorInfo {
     /// Values its fit chose, by name.
     #[serde(default)]
     pub fitted: std::collections::BTreeMap<String, f64>,
+    /// With `eval.search`: every candidate tried and its validation AUROC (`name` is the
+    /// best; ties go to the earlier candidate, the default first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<SearchPoint>,
+}
+
+/// A detector `"all"` expanded to that could not run here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedDetector {
+    /// The detector.
+    pub name: String,
+    /// Why it could not run.
+    pub reason: String,
+}
+
+/// One candidate of a hyper-parameter search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchPoint {
+    /// The candidate detector, with its parameters.
+    pub detector: String,
+    /// Mean AUROC of the ID validation set against each OOD validation set (absent when
+    /// the candidate cannot run here, e.g. `k` larger than the training set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_auroc: Option<f64>,
+    /// Why the candidate could not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// A fitted detector and, when it was searched, every candidate tried.
+type Searched = (FittedDetector, Vec<SearchPoint>);
+
+/// Fits every detector of `eval.detectors`; with `eval.search`, each one named without
+/// parameters is fitted once per candidate of [`search_grid`] and the candidate with the
+/// best mean validation AUROC is kept (one candidate's state in memory at a time, besides
+/// the best so far).
+fn fit_or_search<B: Backend>(
+    model: &Backbone<B>,
+    cfg: &ExperimentConfig,
+    data: &ExperimentData,
+    cache_dir: Option<&Path>,
+    device: &B::Device,
+) -> Result<(Vec<Searched>, Vec<SkippedDetector>)> {
+    let mut fitter = Fitter::new(model, cfg, &data.id_train, cache_dir, device)?;
+    // Detectors named in the config must run; those only `"all"` brought in are skipped
+    // (with the reason) when this network or training set cannot support them.
+    let named = |spec: &str| cfg.eval.detectors.iter().any(|d| d.trim() == spec);
+    let mut skipped = Vec::new();
+    let specs = fitter.expand(&cfg.eval.detectors)?;
+    let val = match (&data.val, cfg.eval.search) {
+        (Some(v), true) => {
+            let (mean, std, bs) = (
+                &cfg.data.augment.mean,
+                &cfg.data.augment.std,
+                cfg.eval.batch_size,
+            );
+            let id = features_and_logits(model, &v.id, mean, std, bs, device)?;
+            let mut ood = Vec::new();
+            for (name, set) in &v.ood {
+                ood.push((
+                    name.clone(),
+                    features_and_logits(model, set, mean, std, bs, device)?,
+                ));
+            }
+            Some((id, ood))
+        }
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for spec in specs {
+        let grid = match val.as_ref().filter(|_| !spec.contains(':')) {
+            Some(_) => search_grid(&spec.to_ascii_lowercase(), fitter.feature_dim()),
+            None => vec![spec.clone()],
+        };
+        let Some((id, ood)) = val.as_ref().filter(|_| grid.len() > 1) else {
+            match fitter.fit(&grid[0]) {
+                Ok(fd) => out.push((fd, Vec::new())),
+                Err(e) if !named(&spec) => skipped.push(SkippedDetector {
+                    name: spec.clone(),
+                    reason: format!("{e:#}"),
+                }),
+                Err(e) => return Err(e),
+            }
+            continue;
+        };
+        let mut points = Vec::new();
+        let mut best: Option<(f64, FittedDetector)> = None;
+        let mut first_error = None;
+        for cand in &grid {
+            let fd = match fitter.fit(cand) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    // A candidate this network or training set cannot run (knn's k above
+                    // the number of training images) is recorded and skipped.
+                    points.push(SearchPoint {
+                        detector: cand.clone(),
+                        val_auroc: None,
+                        skipped: Some(format!("{e:#}")),
+                    });
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let score =
+                |(f, l): &(Rows, Rows)| fd.detector.score(&l.values, l.width, Some(&f.values));
+            let id_scores = score(id).with_context(|| format!("{cand} on data.id_val"))?;
+            let mut sum = 0.0;
+            for (name, rows) in ood {
+                let s =
+                    score(rows).with_context(|| format!("{cand} on OOD validation set {name}"))?;
+                sum += ood_metrics(&id_scores, &s)
+                    .with_context(|| format!("{cand}: validation metrics on {name}"))?
+                    .auroc;
+            }
+            let auroc = sum / ood.len() as f64;
+            points.push(SearchPoint {
+                detector: fd.detector.name(),
+                val_auroc: Some(auroc),
+                skipped: None,
+            });
+            if best.as_ref().is_none_or(|(b, _)| auroc > *b) {
+                best = Some((auroc, fd));
+            }
+        }
+        match (best, first_error) {
+            (Some((_, fd)), _) => out.push((fd, points)),
+            (None, Some(e)) if !named(&spec) => skipped.push(SkippedDetector {
+                name: spec.clone(),
+                reason: format!("{e:#}"),
+            }),
+            (None, e) => return Err(e.expect("a non-empty grid failed")),
+        }
+    }
+    Ok((out, skipped))
 }
 
 /// Everything one evaluation produced.
@@ -185,24 +324,20 @@ pub fn evaluate<B: Backend>(
         });
         csid_sets.push((name.clone(), f, l));
     }
-    let fitted = fit_detectors(
-        model,
-        &cfg.eval.detectors,
-        cfg,
-        &data.id_train,
-        cache_dir,
-        device,
-    )?;
+    let (fitted, skipped_detectors) = fit_or_search(model, cfg, data, cache_dir, device)?;
+    let (fitted, searches): (Vec<FittedDetector>, Vec<Vec<SearchPoint>>) =
+        fitted.into_iter().unzip();
     let mut rows = Vec::new();
     let mut fsood_rows = Vec::new();
     let mut scores = Vec::new();
     let mut infos = Vec::new();
-    for fd in &fitted {
+    for (fd, search) in fitted.iter().zip(searches) {
         let det = &fd.detector;
         let det_label = det.name();
         infos.push(DetectorInfo {
             name: det_label.clone(),
             fitted: fd.fitted.iter().cloned().collect(),
+            search,
         });
         let id_scores = det
             .score(&id.values, id.width, Some(&id_f.values))
@@ -292,6 +427,7 @@ pub fn evaluate<B: Backend>(
         csid: csid_acc,
         fsood: fsood_table.rows.iter().map(to_entry).collect(),
         fsood_groups: group_entries(&fsood_table),
+        skipped_detectors,
         detectors: infos,
     };
     Ok(Evaluation {
@@ -417,6 +553,10 @@ impl Evaluation {
         );
         s += &self.table.to_markdown();
         s += &self.ranking_markdown();
+        for d in &self.metrics.skipped_detectors {
+            s += &format!("\nNot run (named by `all`): `{}`: {}\n", d.name, d.reason);
+        }
+        s += &self.search_markdown(cfg);
         s += &self.fsood_markdown();
         s += &self.plots_markdown();
         if let Some(p) = &cfg.paper {
@@ -534,6 +674,47 @@ impl Evaluation {
                     fitted.join(", ")
                 },
                 secs
+            );
+        }
+        s
+    }
+
+    /// How the detectors' hyper-parameters were set: the search's candidates and
+    /// validation AUROCs, or a sentence saying the defaults were used.
+    pub fn search_markdown(&self, cfg: &ExperimentConfig) -> String {
+        if !cfg.eval.search {
+            return "\nHyper-parameters: each detector's defaults (OpenOOD v1.5's), as written in \
+                    `eval.detectors`; no validation sets were given (`eval.search`, \
+                    `[data.id_val]`, `[[data.ood_val]]`).\n"
+                .to_string();
+        }
+        let sets: Vec<&str> = cfg.data.ood_val.iter().map(|o| o.name.as_str()).collect();
+        let mut s = format!(
+            "\n## Hyper-parameter search\n\nEach detector named without parameters took the \
+             candidate of OpenOOD v1.5's sweep list with the best mean AUROC of `data.id_val` \
+             against {} (ties: the earlier candidate, the default first).\n\n\
+             | detector | chosen | candidates (validation AUROC) |\n|:---|:---|:---|\n",
+            sets.join(", ")
+        );
+        for d in self
+            .metrics
+            .detectors
+            .iter()
+            .filter(|d| !d.search.is_empty())
+        {
+            let cands: Vec<String> = d
+                .search
+                .iter()
+                .map(|p| match p.val_auroc {
+                    Some(a) => format!("{} ({:.2})", p.detector, 100.0 * a),
+                    None => format!("{} (cannot run here)", p.detector),
+                })
+                .collect();
+            s += &format!(
+                "| {} | {} | {} |\n",
+                d.search[0].detector.split(':').next().unwrap_or(""),
+                d.name,
+                cands.join(", ")
             );
         }
         s
