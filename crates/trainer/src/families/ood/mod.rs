@@ -11,6 +11,7 @@ pub mod eval;
 pub mod export;
 pub mod family;
 pub mod methods;
+pub mod search;
 
 use std::path::Path;
 

@@ -1,0 +1,147 @@
+//! Detector hyper-parameters chosen on validation sets (`eval.search`): every candidate of
+//! a detector's sweep list fitted in turn and scored on `[data.id_val]` against
+//! `[[data.ood_val]]`, the best kept; and the detectors `"all"` named that cannot run here.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use unseen_backbones::Backbone;
+use unseen_eval::detectors::search_grid;
+use unseen_eval::metrics::ood_metrics;
+
+use crate::config::ExperimentConfig;
+use crate::run::data::ExperimentData;
+use crate::run::detect::{FittedDetector, Fitter};
+use crate::run::infer::{features_and_logits, Rows};
+
+/// A detector `"all"` expanded to that could not run here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedDetector {
+    /// The detector.
+    pub name: String,
+    /// Why it could not run.
+    pub reason: String,
+}
+
+/// One candidate of a hyper-parameter search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchPoint {
+    /// The candidate detector, with its parameters.
+    pub detector: String,
+    /// Mean AUROC of the ID validation set against each OOD validation set (absent when
+    /// the candidate cannot run here, e.g. `k` larger than the training set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_auroc: Option<f64>,
+    /// Why the candidate could not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// A fitted detector and, when it was searched, every candidate tried.
+pub type Searched = (FittedDetector, Vec<SearchPoint>);
+
+/// Fits every detector of `eval.detectors`; with `eval.search`, each one named without
+/// parameters is fitted once per candidate of [`search_grid`] and the candidate with the
+/// best mean validation AUROC is kept (one candidate's state in memory at a time, besides
+/// the best so far).
+pub fn fit_or_search<B: Backend>(
+    model: &Backbone<B>,
+    cfg: &ExperimentConfig,
+    data: &ExperimentData,
+    cache_dir: Option<&Path>,
+    device: &B::Device,
+) -> Result<(Vec<Searched>, Vec<SkippedDetector>)> {
+    let mut fitter = Fitter::new(model, cfg, &data.id_train, cache_dir, device)?;
+    // Detectors named in the config must run; those only `"all"` brought in are skipped
+    // (with the reason) when this network or training set cannot support them.
+    let named = |spec: &str| cfg.eval.detectors.iter().any(|d| d.trim() == spec);
+    let mut skipped = Vec::new();
+    let specs = fitter.expand(&cfg.eval.detectors)?;
+    let val = match (&data.val, cfg.eval.search) {
+        (Some(v), true) => {
+            let (mean, std, bs) = (
+                &cfg.data.augment.mean,
+                &cfg.data.augment.std,
+                cfg.eval.batch_size,
+            );
+            let id = features_and_logits(model, &v.id, mean, std, bs, device)?;
+            let mut ood = Vec::new();
+            for (name, set) in &v.ood {
+                ood.push((
+                    name.clone(),
+                    features_and_logits(model, set, mean, std, bs, device)?,
+                ));
+            }
+            Some((id, ood))
+        }
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for spec in specs {
+        let grid = match val.as_ref().filter(|_| !spec.contains(':')) {
+            Some(_) => search_grid(&spec.to_ascii_lowercase(), fitter.feature_dim()),
+            None => vec![spec.clone()],
+        };
+        let Some((id, ood)) = val.as_ref().filter(|_| grid.len() > 1) else {
+            match fitter.fit(&grid[0]) {
+                Ok(fd) => out.push((fd, Vec::new())),
+                Err(e) if !named(&spec) => skipped.push(SkippedDetector {
+                    name: spec.clone(),
+                    reason: format!("{e:#}"),
+                }),
+                Err(e) => return Err(e),
+            }
+            continue;
+        };
+        let mut points = Vec::new();
+        let mut best: Option<(f64, FittedDetector)> = None;
+        let mut first_error = None;
+        for cand in &grid {
+            let fd = match fitter.fit(cand) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    // A candidate this network or training set cannot run (knn's k above
+                    // the number of training images) is recorded and skipped.
+                    points.push(SearchPoint {
+                        detector: cand.clone(),
+                        val_auroc: None,
+                        skipped: Some(format!("{e:#}")),
+                    });
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let score =
+                |(f, l): &(Rows, Rows)| fd.detector.score(&l.values, l.width, Some(&f.values));
+            let id_scores = score(id).with_context(|| format!("{cand} on data.id_val"))?;
+            let mut sum = 0.0;
+            for (name, rows) in ood {
+                let s =
+                    score(rows).with_context(|| format!("{cand} on OOD validation set {name}"))?;
+                sum += ood_metrics(&id_scores, &s)
+                    .with_context(|| format!("{cand}: validation metrics on {name}"))?
+                    .auroc;
+            }
+            let auroc = sum / ood.len() as f64;
+            points.push(SearchPoint {
+                detector: fd.detector.name(),
+                val_auroc: Some(auroc),
+                skipped: None,
+            });
+            if best.as_ref().is_none_or(|(b, _)| auroc > *b) {
+                best = Some((auroc, fd));
+            }
+        }
+        match (best, first_error) {
+            (Some((_, fd)), _) => out.push((fd, points)),
+            (None, Some(e)) if !named(&spec) => skipped.push(SkippedDetector {
+                name: spec.clone(),
+                reason: format!("{e:#}"),
+            }),
+            (None, e) => return Err(e.expect("a non-empty grid failed")),
+        }
+    }
+    Ok((out, skipped))
+}
