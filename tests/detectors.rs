@@ -5,18 +5,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
-use common::{metrics, run_ok, stderr, tiny_args, trainer};
+use common::{assert_clean_failure, metrics, run_ok, stderr, tiny_args, trainer, trainer_ok};
 use unseen_data::formats::{load_fashion_mnist, load_mnist, Split};
 
-fn assert_clean_failure(o: &Output, needles: &[&str]) {
-    let e = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success: {e}");
-    assert!(!e.contains("panicked"), "panic instead of an error: {e}");
-    for n in needles {
-        assert!(e.contains(n), "error should mention {n:?}: {e}");
-    }
+/// The detector names of `metrics.json`'s `detectors` section, in order.
+fn detector_names(m: &serde_json::Value) -> Vec<&str> {
+    m["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect()
 }
 
 /// Writes the first `n` test images of the bundled subset whose label passes `keep` as
@@ -63,12 +63,7 @@ fn every_detector_evaluates_reproducibly_and_predict_flags_unseen_images() {
     let m = metrics(&run);
 
     // Every detector of `all` ran, on both OOD sets, with what its fit chose.
-    let names: Vec<&str> = m["detectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["name"].as_str().unwrap())
-        .collect();
+    let names = detector_names(&m);
     assert_eq!(names, unseen_eval::detectors::ALL_DETECTORS);
     assert_eq!(m["ood"].as_array().unwrap().len(), 2 * names.len());
     let fitted = |det: &str, key: &str| {
@@ -104,8 +99,7 @@ fn every_detector_evaluates_reproducibly_and_predict_flags_unseen_images() {
     );
 
     // Re-evaluation refits every detector and reproduces metrics.json bit for bit.
-    let o = trainer(&["eval", "--run", run.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    trainer_ok(&["eval", "--run", run.to_str().unwrap()]);
     assert_eq!(metrics(&run.join("eval")), m);
 
     // That evaluation streamed the training features from a cache file in the run folder
@@ -114,8 +108,7 @@ fn every_detector_evaluates_reproducibly_and_predict_flags_unseen_images() {
     // metrics again.
     let cache = run.join("cache/train_features.bin");
     let written = std::fs::metadata(&cache).unwrap().modified().unwrap();
-    let o = trainer(&["eval", "--run", run.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    trainer_ok(&["eval", "--run", run.to_str().unwrap()]);
     assert_eq!(
         std::fs::metadata(&cache).unwrap().modified().unwrap(),
         written
@@ -128,8 +121,7 @@ fn every_detector_evaluates_reproducibly_and_predict_flags_unseen_images() {
         .unwrap()
         .set_len(len - 7)
         .unwrap();
-    let o = trainer(&["eval", "--run", run.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    trainer_ok(&["eval", "--run", run.to_str().unwrap()]);
     assert_eq!(std::fs::metadata(&cache).unwrap().len(), len);
     assert_eq!(metrics(&run.join("eval")), m);
 
@@ -176,8 +168,7 @@ fn every_detector_evaluates_reproducibly_and_predict_flags_unseen_images() {
         "--out",
         csv_path.to_str().unwrap(),
     ];
-    let o = trainer(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    trainer_ok(&args);
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     let mut lines = csv.lines();
     assert_eq!(lines.next(), Some("path,class,class_name,score,is_ood"));
@@ -207,8 +198,7 @@ fn every_detector_evaluates_reproducibly_and_predict_flags_unseen_images() {
     assert_clean_failure(&trainer(&args), &["already exists", "--overwrite"]);
     let mut again = args.to_vec();
     again.push("--overwrite");
-    let o = trainer(&again);
-    assert!(o.status.success(), "{}", stderr(&o));
+    trainer_ok(&again);
     assert_eq!(std::fs::read_to_string(&csv_path).unwrap(), csv);
 }
 
@@ -232,23 +222,16 @@ fn eval_config_scores_imported_weights_without_a_run() {
         "--out",
         out.to_str().unwrap(),
     ];
-    let o = trainer(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    trainer_ok(&args);
     let m = metrics(&out);
-    let names: Vec<&str> = m["detectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["name"].as_str().unwrap())
-        .collect();
+    let names = detector_names(&m);
     // Without a head only the feature detectors that need no logits can run.
     assert_eq!(names, ["mds", "rmds", "mvg", "gmm", "knn", "mvg:npca=0.9"]);
     assert!(m["id"].get("accuracy").is_none(), "{m}");
     assert!(m["detectors"][5]["fitted"]["components"].as_f64().unwrap() < 192.0);
     assert!(out.join("plots/roc_mnist-6-9.png").exists());
     // The same evaluation again is identical.
-    let o = trainer(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    trainer_ok(&args);
     assert_eq!(metrics(&out), m);
 
     // A head-only detector on the headless network, and a config without weights.
@@ -517,8 +500,7 @@ fn search_chooses_hyper_parameters_on_validation_sets() {
 
     // The same search again gives the same choice and metrics, bit for bit.
     let run = out.join("quickstart");
-    let o = trainer(&["eval", "--run", run.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    trainer_ok(&["eval", "--run", run.to_str().unwrap()]);
     assert_eq!(metrics(&run.join("eval")), m);
 
     // Validation sets without a search, or a search without them, are refused.

@@ -25,6 +25,27 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs the trainer and asserts it succeeded (its stderr in the failure message).
+pub fn trainer_ok(args: &[&str]) -> Output {
+    let o = trainer(args);
+    assert!(
+        o.status.success(),
+        "trainer {args:?} failed:\n{}",
+        stderr(&o)
+    );
+    o
+}
+
+/// Asserts a failed run with a clean error (no panic) that mentions every needle.
+pub fn assert_clean_failure(o: &Output, needles: &[&str]) {
+    let e = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success: {e}");
+    assert!(!e.contains("panicked"), "panic instead of an error: {e}");
+    for n in needles {
+        assert!(e.contains(n), "error should mention {n:?}: {e}");
+    }
+}
+
 /// A tiny OE run of the quickstart config in `out`.
 pub fn tiny_args(out: &Path, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = [
