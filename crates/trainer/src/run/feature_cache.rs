@@ -29,7 +29,7 @@ use unseen_data::ImageSet;
 use unseen_eval::detectors::{FeatureBatch, FeatureSource};
 
 use crate::config::ExperimentConfig;
-use crate::run::infer::{check_finite, infer_batches};
+use crate::run::infer::{check_finite_from, infer_batches};
 
 /// The cache file's name inside the cache folder.
 pub const FILE_NAME: &str = "train_features.bin";
@@ -201,11 +201,11 @@ impl FileFeatures {
                             header.dim
                         );
                     }
-                    check_finite_at("the feature", f, row)?;
+                    check_finite_from("the feature", "the ID training set", f, row)?;
                     let n = f.values.len() / f.width;
                     let logits = out.get(1);
                     if let Some(l) = logits {
-                        check_finite_at("the logit", l, row)?;
+                        check_finite_from("the logit", "the ID training set", l, row)?;
                     }
                     for i in 0..n {
                         for v in &f.values[i * f.width..(i + 1) * f.width] {
@@ -235,25 +235,6 @@ impl FileFeatures {
         std::fs::rename(&tmp, path)
             .with_context(|| format!("cannot move the cache to {}", path.display()))
     }
-}
-
-/// [`check_finite`] with row numbers offset by `first` (the batch's first image).
-fn check_finite_at(what: &str, rows: &crate::run::infer::Rows, first: usize) -> Result<()> {
-    check_finite(what, "the ID training set", rows).map_err(|e| {
-        // Re-locate the image within the whole set.
-        let bad = rows
-            .values
-            .iter()
-            .position(|v| !v.is_finite())
-            .map(|i| first + i / rows.width.max(1));
-        match bad {
-            Some(image) => anyhow::anyhow!(
-                "{what} of image {image} of the ID training set is not finite: the network produced \
-                 a non-finite value; check the checkpoint and the input normalisation"
-            ),
-            None => e,
-        }
-    })
 }
 
 impl FeatureSource for FileFeatures {

@@ -41,6 +41,14 @@ impl Rows {
 
 /// Checks inference outputs for NaN / infinity, naming the image.
 pub fn check_finite(what: &str, set_name: &str, rows: &Rows) -> Result<()> {
+    check_finite_from(what, set_name, rows, 0)
+}
+
+/// [`check_finite`] for a batch whose first row is image `first` of the set.
+///
+/// # Errors
+/// As [`check_finite`].
+pub fn check_finite_from(what: &str, set_name: &str, rows: &Rows, first: usize) -> Result<()> {
     if rows.width == 0 {
         return Ok(());
     }
@@ -49,8 +57,9 @@ pub fn check_finite(what: &str, set_name: &str, rows: &Rows) -> Result<()> {
             row, column, value, ..
         } = e
         {
+            let image = first + row;
             bail!(
-                "{what} of image {row} of {set_name} is {value} (column {column}): the network \
+                "{what} of image {image} of {set_name} is {value} (column {column}): the network \
                  produced a non-finite value; check the checkpoint and the input normalisation"
             );
         }
@@ -151,4 +160,36 @@ pub fn features_and_logits<B: Backend>(
     };
     let features = rows.pop().unwrap_or_default();
     Ok((features, logits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A NaN in row 1 of a batch that starts at image 4,096 names image 4,097 and its
+    /// column; finite rows and an empty (headless) output pass.
+    #[test]
+    fn non_finite_outputs_name_the_image_in_the_whole_set() {
+        let rows = Rows {
+            values: vec![0.5, 1.0, 2.0, f32::NAN],
+            width: 2,
+        };
+        let e = check_finite_from("the feature", "the ID training set", &rows, 4096)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("the feature of image 4097 of the ID training set is NaN (column 1)"),
+            "{e}"
+        );
+        let e = check_finite("the logit", "OOD set svhn", &rows)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("image 1 of OOD set svhn"), "{e}");
+        let ok = Rows {
+            values: vec![0.5, 1.0],
+            width: 2,
+        };
+        check_finite_from("the feature", "x", &ok, 7).unwrap();
+        check_finite("the logit", "x", &Rows::default()).unwrap();
+    }
 }
