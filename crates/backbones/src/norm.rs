@@ -45,6 +45,11 @@ pub struct BatchNorm<B: Backend> {
     pub momentum: f64,
     /// Numerical stability term.
     pub epsilon: f64,
+    /// Normalise with the running statistics even under autodiff (and leave them alone):
+    /// inference that needs gradients, such as the input pre-processing of ODIN and of Lee
+    /// et al.'s Mahalanobis detector, which PyTorch runs in `model.eval()`. Not saved in
+    /// records; `false` after [`BatchNormConfig::init`].
+    pub use_running_stats: bool,
 }
 
 impl BatchNormConfig {
@@ -58,6 +63,7 @@ impl BatchNormConfig {
             running_var: RunningState::new(Tensor::ones([c], device)),
             momentum: self.momentum,
             epsilon: self.epsilon,
+            use_running_stats: false,
         }
     }
 }
@@ -70,14 +76,15 @@ fn per_row<B: Backend>(v: Tensor<B, 1>, n: usize) -> Tensor<B, 2> {
 
 impl<B: Backend> BatchNorm<B> {
     /// Normalises with batch statistics under autodiff (training), with the running
-    /// statistics otherwise (`model.valid()`), as burn's own layer decides.
+    /// statistics otherwise (`model.valid()`), as burn's own layer decides, or always with
+    /// the running statistics when [`BatchNorm::use_running_stats`] is set.
     ///
     /// # Shapes
     /// - input `[batch, channels, height, width]` -> same
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let x2 = x.reshape([n * c, h * w]);
-        let (shift_rows, scale_rows) = if B::ad_enabled(&x2.device()) {
+        let (shift_rows, scale_rows) = if B::ad_enabled(&x2.device()) && !self.use_running_stats {
             let count = (n * h * w) as f64;
             // Per-channel mean: sum over pixels (rows), then over the batch.
             let mean = x2
@@ -197,5 +204,46 @@ mod tests {
         let yi = inner.forward(xi).into_data().to_vec::<f32>().unwrap();
         let want = (vals[0] as f64 - rmean[0]) / (rvar[0] + 1e-5).sqrt() * gamma[0] + beta[0];
         assert!((yi[0] as f64 - want).abs() < 1e-5, "{} vs {want}", yi[0]);
+    }
+
+    /// With `use_running_stats`, autodiff inference normalises with the running statistics
+    /// and leaves them alone, and the input gradient of `sum(y)` is `gamma / sqrt(var + eps)`
+    /// per channel (by hand: running variances 1, 4, 0.25 give 0.999995, 0.4999988,
+    /// 1.99998).
+    #[test]
+    fn running_stats_under_autodiff() {
+        type B = Autodiff<Flex>;
+        let dev = Default::default();
+        let mut bn = BatchNormConfig::new(3).init::<B>(&dev);
+        bn.running_mean = RunningState::new(Tensor::from_floats([0.5, -1.0, 2.0], &dev));
+        bn.running_var = RunningState::new(Tensor::from_floats([1.0, 4.0, 0.25], &dev));
+        bn.use_running_stats = true;
+        let vals: Vec<f32> = (0..24).map(|i| (i as f32).cos() * 2.0).collect();
+        let x = Tensor::<B, 4>::from_data(TensorData::new(vals.clone(), [2, 3, 2, 2]), &dev)
+            .require_grad();
+        let y = bn.forward(x.clone());
+        let yv = y.clone().into_data().to_vec::<f32>().unwrap();
+        let grads = y.sum().backward();
+        let g = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+        let (mean, var) = ([0.5f64, -1.0, 2.0], [1.0f64, 4.0, 0.25]);
+        for (i, (&v, (&out, &gi))) in vals.iter().zip(yv.iter().zip(&g)).enumerate() {
+            let c = (i / 4) % 3;
+            let scale = 1.0 / (var[c] + 1e-5).sqrt();
+            assert!(
+                (out as f64 - (v as f64 - mean[c]) * scale).abs() < 1e-5,
+                "y[{i}]"
+            );
+            assert!(
+                (gi as f64 - scale).abs() < 1e-5,
+                "grad[{i}] = {gi}, want {scale}"
+            );
+        }
+        let rm = bn
+            .running_mean
+            .value_sync()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(rm, vec![0.5, -1.0, 2.0], "running mean must not move");
     }
 }

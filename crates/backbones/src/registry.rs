@@ -376,6 +376,39 @@ impl<B: Backend> Backbone<B> {
         (f, logits)
     }
 
+    /// Pooled intermediate outputs, the penultimate features last (widths
+    /// [`Backbone::layer_widths`]): ResNet's stem and four stages, WideResNet's first
+    /// convolution, first two stages and pooled output. `None` for a Vision Transformer,
+    /// whose blocks have no spatial feature maps to pool.
+    pub fn forward_layers(&self, x: Tensor<B, 4>) -> Option<Vec<Tensor<B, 2>>> {
+        match self {
+            Backbone::ResNet(m) => Some(m.forward_layers(x)),
+            Backbone::Wrn(m) => Some(m.forward_layers(x)),
+            Backbone::Vit(_) => None,
+        }
+    }
+
+    /// The widths of [`Backbone::forward_layers`]' outputs; `None` for a Vision Transformer.
+    pub fn layer_widths(&self) -> Option<Vec<usize>> {
+        match self {
+            Backbone::ResNet(m) => Some(m.layer_widths()),
+            Backbone::Wrn(m) => Some(m.layer_widths()),
+            Backbone::Vit(_) => None,
+        }
+    }
+
+    /// The same network with every BatchNorm normalising with its running statistics even
+    /// under autodiff: gradients through the network in inference mode (PyTorch's
+    /// `model.eval()` with `requires_grad` inputs). A Vision Transformer (LayerNorm only)
+    /// is returned as is.
+    pub fn use_running_batchnorm(self) -> Self {
+        match self {
+            Backbone::ResNet(m) => Backbone::ResNet(m.use_running_batchnorm()),
+            Backbone::Wrn(m) => Backbone::Wrn(m.use_running_batchnorm()),
+            Backbone::Vit(m) => Backbone::Vit(m),
+        }
+    }
+
     /// The final linear layer, `None` for a headless network: what post-hoc detectors
     /// that reshape features before the head (ReAct, ViM, DICE, ...) need.
     pub fn head_linear(&self) -> Option<&burn::nn::Linear<B>> {
@@ -523,6 +556,36 @@ mod tests {
             msg.contains("resnet19") && msg.contains("resnet18_cifar"),
             "{msg}"
         );
+    }
+
+    /// Every network with pooled layers returns them with the stated widths, the last being
+    /// exactly the penultimate features; a ViT has none.
+    #[test]
+    fn pooled_layers_end_with_the_features() {
+        use burn::backend::Flex;
+        let dev = Default::default();
+        for (name, widths) in [
+            ("resnet_small", vec![16, 16, 32, 64, 128]),
+            ("resnet50_cifar", vec![64, 256, 512, 1024, 2048]),
+            ("wrn28_2", vec![16, 32, 64, 128]),
+        ] {
+            let m = BackboneSpec::new(name).init::<Flex>(3, &dev).unwrap();
+            assert_eq!(m.layer_widths().unwrap(), widths, "{name}");
+            let x = Tensor::<Flex, 4>::random(
+                [2, 3, 16, 16],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &dev,
+            );
+            let taps = m.forward_layers(x.clone()).unwrap();
+            let got: Vec<usize> = taps.iter().map(|t| t.dims()[1]).collect();
+            assert_eq!(got, widths, "{name}");
+            let last = taps.last().unwrap().clone().into_data();
+            assert_eq!(last, m.forward_features(x).into_data(), "{name}");
+        }
+        let vit = BackboneSpec::new("vit_tiny_patch16")
+            .init_for::<Flex>(3, Some(32), &dev)
+            .unwrap();
+        assert!(vit.layer_widths().is_none());
     }
 
     #[test]

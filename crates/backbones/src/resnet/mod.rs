@@ -256,19 +256,85 @@ impl<B: Backend> ResNet<B> {
     /// # Shapes
     /// - input `[batch, in_channels, h, w]` -> `[batch, feature_dim]`
     pub fn forward_features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward_taps(x, None)
+    }
+
+    /// The stem's output and each stage's output, each averaged over its positions:
+    /// OpenOOD's `return_feature_list` (`feature1` … `feature5`) pooled with its `mean`
+    /// feature type. The last is the penultimate features.
+    ///
+    /// # Shapes
+    /// - input `[batch, in_channels, h, w]` -> 5 x `[batch, channels]`, widths
+    ///   [`ResNet::layer_widths`]
+    pub fn forward_layers(&self, x: Tensor<B, 4>) -> Vec<Tensor<B, 2>> {
+        let mut taps = Vec::with_capacity(5);
+        let last = self.forward_taps(x, Some(&mut taps));
+        taps.push(last);
+        taps
+    }
+
+    /// The widths of [`ResNet::forward_layers`]' outputs.
+    pub fn layer_widths(&self) -> Vec<usize> {
+        let out = |blocks: &[Block<B>], cin: usize| {
+            blocks
+                .last()
+                .map_or(cin, |b| b.bn3.as_ref().unwrap_or(&b.bn2).gamma.dims()[0])
+        };
+        let stem = self.bn1.gamma.dims()[0];
+        let l1 = out(&self.layer1, stem);
+        let l2 = out(&self.layer2, l1);
+        let l3 = out(&self.layer3, l2);
+        vec![stem, l1, l2, l3, self.feature_dim()]
+    }
+
+    /// Makes every BatchNorm normalise with its running statistics, under autodiff too
+    /// ([`BatchNorm::use_running_stats`]): for gradients through a network in inference
+    /// mode.
+    pub fn use_running_batchnorm(mut self) -> Self {
+        self.bn1.use_running_stats = true;
+        for blk in self
+            .layer1
+            .iter_mut()
+            .chain(&mut self.layer2)
+            .chain(&mut self.layer3)
+            .chain(&mut self.layer4)
+        {
+            blk.bn1.use_running_stats = true;
+            blk.bn2.use_running_stats = true;
+            if let Some(b) = &mut blk.bn3 {
+                b.use_running_stats = true;
+            }
+            if let Some(d) = &mut blk.downsample {
+                d.bn.use_running_stats = true;
+            }
+        }
+        self
+    }
+
+    /// The penultimate features; with `taps`, the pooled stem and first three stages'
+    /// outputs are pushed there on the way.
+    fn forward_taps(
+        &self,
+        x: Tensor<B, 4>,
+        mut taps: Option<&mut Vec<Tensor<B, 2>>>,
+    ) -> Tensor<B, 2> {
         let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
         if let Some(mp) = &self.maxpool {
             x = mp.forward(x);
         }
-        for blk in self
-            .layer1
-            .iter()
-            .chain(&self.layer2)
-            .chain(&self.layer3)
-            .chain(&self.layer4)
-        {
-            x = blk.forward(x);
+        for stage in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
+            if let Some(t) = taps.as_deref_mut() {
+                t.push(self.pool(x.clone()));
+            }
+            for blk in stage {
+                x = blk.forward(x);
+            }
         }
+        self.pool(x)
+    }
+
+    /// Global average pooling, `[batch, c, h, w]` -> `[batch, c]`.
+    fn pool(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = self.avgpool.forward(x);
         let [b, c, _, _] = x.dims();
         x.reshape([b, c])

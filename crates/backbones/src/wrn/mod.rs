@@ -124,6 +124,12 @@ fn bn<B: Backend>(style: WrnStyle, ch: usize, dev: &B::Device) -> BatchNorm<B> {
     }
 }
 
+/// `[batch, c, h, w]` averaged over its positions -> `[batch, c]`.
+fn spatial_mean<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c])
+}
+
 fn act<B: Backend, const D: usize>(x: Tensor<B, D>, leaky: bool) -> Tensor<B, D> {
     if leaky {
         leaky_relu(x, 0.1)
@@ -216,19 +222,70 @@ impl<B: Backend> WideResNet<B> {
     /// # Shapes
     /// - input `[batch, in_channels, h, w]` -> `[batch, 64·k]`
     pub fn forward_features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut x = self.conv1.forward(x);
+        self.forward_taps(x, None)
+    }
+
+    /// The first convolution's output, the first two stages' outputs and the penultimate
+    /// features, each averaged over its positions (the taps of Lee et al.'s feature
+    /// ensemble).
+    ///
+    /// # Shapes
+    /// - input `[batch, in_channels, h, w]` -> 4 x `[batch, channels]`, widths
+    ///   [`WideResNet::layer_widths`]
+    pub fn forward_layers(&self, x: Tensor<B, 4>) -> Vec<Tensor<B, 2>> {
+        let mut taps = Vec::with_capacity(4);
+        let last = self.forward_taps(x, Some(&mut taps));
+        taps.push(last);
+        taps
+    }
+
+    /// The widths of [`WideResNet::forward_layers`]' outputs.
+    pub fn layer_widths(&self) -> Vec<usize> {
+        let out =
+            |stage: &NetworkBlock<B>| stage.layer.last().map_or(0, |b| b.conv2.weight.dims()[0]);
+        vec![
+            self.conv1.weight.dims()[0],
+            out(&self.block1),
+            out(&self.block2),
+            self.feature_dim(),
+        ]
+    }
+
+    /// Makes every BatchNorm normalise with its running statistics, under autodiff too
+    /// ([`BatchNorm::use_running_stats`]): for gradients through a network in inference
+    /// mode.
+    pub fn use_running_batchnorm(mut self) -> Self {
+        self.bn1.use_running_stats = true;
         for blk in self
             .block1
             .layer
-            .iter()
-            .chain(&self.block2.layer)
-            .chain(&self.block3.layer)
+            .iter_mut()
+            .chain(&mut self.block2.layer)
+            .chain(&mut self.block3.layer)
         {
-            x = blk.forward(x);
+            blk.bn1.use_running_stats = true;
+            blk.bn2.use_running_stats = true;
         }
-        let x = act(self.bn1.forward(x), self.leaky);
-        let [b, c, h, w] = x.dims();
-        x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c])
+        self
+    }
+
+    /// The penultimate features; with `taps`, the pooled outputs of the first convolution
+    /// and of the first two stages are pushed there on the way.
+    fn forward_taps(
+        &self,
+        x: Tensor<B, 4>,
+        mut taps: Option<&mut Vec<Tensor<B, 2>>>,
+    ) -> Tensor<B, 2> {
+        let mut x = self.conv1.forward(x);
+        for stage in [&self.block1, &self.block2, &self.block3] {
+            if let Some(t) = taps.as_deref_mut() {
+                t.push(spatial_mean(x.clone()));
+            }
+            for blk in &stage.layer {
+                x = blk.forward(x);
+            }
+        }
+        spatial_mean(act(self.bn1.forward(x), self.leaky))
     }
 
     /// Logits from features.
