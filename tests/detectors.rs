@@ -58,7 +58,16 @@ fn write_pngs(fashion: bool, keep: impl Fn(u32) -> bool, n: usize, dir: &Path) {
 fn every_detector_evaluates_reproducibly_and_predict_flags_unseen_images() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
-    run_ok(&tiny_args(out, &["--set", r#"eval.detectors=["all"]"#]));
+    // The quickstart's OOD sets, 100 images per class: `odin` and `mds_ensemble` run the
+    // network again per image (ODIN once, the ensemble once per layer, each a forward,
+    // backward and forward pass), which would dominate this test on the full sets.
+    let ood = r#"data.ood=[
+        { name = "mnist-6-9", group = "near", dataset = { source = "mnist", path = "datasets/mnist-subset", classes = "6-9", limit_per_class = 100 } },
+        { name = "fashion-mnist-5-9", group = "far", dataset = { source = "fashion-mnist", path = "datasets/fashion-mnist-subset", classes = "5-9", limit_per_class = 100 } }]"#;
+    run_ok(&tiny_args(
+        out,
+        &["--set", r#"eval.detectors=["all"]"#, "--set", ood],
+    ));
     let run = out.join("quickstart");
     let m = metrics(&run);
 
@@ -84,6 +93,10 @@ fn every_detector_evaluates_reproducibly_and_predict_flags_unseen_images() {
         "half of the width-8 ResNet's 64 features"
     );
     assert!(fitted("vim", "alpha").is_finite());
+    // Lee et al.'s ensemble fitted a Gaussian on each of resnet_small's five pooled layers
+    // (stem and stages of widths 8, 8, 16, 32, 64).
+    assert_eq!(fitted("mds_ensemble", "layer0_dim"), 8.0);
+    assert_eq!(fitted("mds_ensemble", "layer4_dim"), 64.0);
     for row in m["ood"].as_array().unwrap() {
         let auroc = row["auroc"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&auroc), "{row}");
@@ -238,6 +251,8 @@ fn eval_config_scores_imported_weights_without_a_run() {
     let mut bad = args.to_vec();
     bad[8] = r#"eval.detectors=["vim"]"#;
     assert_clean_failure(&trainer(&bad), &["vim", "linear head"]);
+    bad[8] = r#"eval.detectors=["mds_ensemble"]"#;
+    assert_clean_failure(&trainer(&bad), &["mds_ensemble", "Vision Transformer"]);
     let o = trainer(&[
         "eval",
         "--config",
@@ -439,7 +454,7 @@ fn search_chooses_hyper_parameters_on_validation_sets() {
     let out = tmp.path();
     let id_val = r#"data.id_val={ source = "mnist", path = "datasets/mnist-subset", classes = "0-5", limit_per_class = 20 }"#;
     let ood_val = r#"data.ood_val=[{ name = "fashion-val", group = "far", dataset = { source = "fashion-mnist", path = "datasets/fashion-mnist-subset", classes = "0-4", limit_per_class = 20 } }]"#;
-    let dets = r#"eval.detectors=["msp", "knn", "react", "knn:k=10"]"#;
+    let dets = r#"eval.detectors=["msp", "knn", "react", "knn:k=10", "mds_ensemble:noise=0"]"#;
     run_ok(&tiny_args(
         out,
         &[
@@ -493,6 +508,20 @@ fn search_chooses_hyper_parameters_on_validation_sets() {
         det(2)["search"].as_array().unwrap().len(),
         4,
         "react: p = 90, 85, 95, 99"
+    );
+    // Lee et al.'s layer weights, fitted on the validation sets (logistic regression of
+    // ID against OOD on the five layers' scores), even for a spec given with parameters.
+    assert_eq!(det(4)["name"], "mds_ensemble:noise=0");
+    let weights: Vec<f64> = (0..5)
+        .map(|l| {
+            det(4)["fitted"][format!("layer{l}_weight")]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        weights.iter().all(|w| w.is_finite()) && weights.iter().any(|&w| w != 1.0),
+        "{weights:?}"
     );
     let report = std::fs::read_to_string(out.join("quickstart/report.md")).unwrap();
     assert!(report.contains("## Hyper-parameter search"), "{report}");

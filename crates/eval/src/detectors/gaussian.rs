@@ -15,13 +15,13 @@ use crate::error::{EvalError, Result};
 
 /// What the Mahalanobis detectors keep after a fit.
 #[derive(Debug, Clone)]
-struct ClassGaussians {
+pub(super) struct ClassGaussians {
     /// Class means, `[K][D]`.
-    means: Vec<Vec<f64>>,
+    pub(super) means: Vec<Vec<f64>>,
     /// Shared precision (pseudo-inverse of the pooled within-class covariance).
-    precision: Mat<f64>,
+    pub(super) precision: Mat<f64>,
     /// `P · μ_c` per class.
-    p_mu: Vec<Vec<f64>>,
+    pub(super) p_mu: Vec<Vec<f64>>,
     /// `μ_cᵀ P μ_c` per class.
     mu_p_mu: Vec<f64>,
 }
@@ -84,7 +84,7 @@ impl ClassGaussians {
     }
 
     /// `−(x − μ_c)ᵀ P (x − μ_c)` for every row and class, row-major `[n, K]`.
-    fn neg_distances(&self, features: &[f32], n: usize) -> Vec<f64> {
+    pub(super) fn neg_distances(&self, features: &[f32], n: usize) -> Vec<f64> {
         let d = self.precision.nrows();
         let x = Mat::from_fn(n, d, |i, j| f64::from(features[i * d + j]));
         let q = linalg::quadratic_rows(x.as_ref(), &self.precision);
@@ -105,11 +105,11 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// RMDS's background Gaussian: the mean of all features and its precision.
-type Background = (Vec<f64>, Mat<f64>);
+pub(super) type Background = (Vec<f64>, Mat<f64>);
 
 /// Class means and the pooled within-class covariance (two passes), plus, when `global`,
 /// the mean and covariance of all features (RMDS's background Gaussian).
-fn fit_class_gaussians(
+pub(super) fn fit_class_gaussians(
     detector: &str,
     train: &mut dyn FeatureSource,
     head: Option<&Head>,

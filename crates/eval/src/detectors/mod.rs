@@ -19,6 +19,13 @@
 //! [`FeatureBatch`] at a time (possibly over several passes), so memory stays bounded by
 //! what the detector keeps, not by the size of the training set. [`Features`] is the
 //! in-memory source.
+//!
+//! Two detectors run through the network rather than on its cached outputs: `odin` and
+//! `mds_ensemble` move each input against the gradient of a loss on the network's outputs
+//! before scoring it ([`Detector::perturbation`], [`Detector::output_gradient`],
+//! [`Detector::score_passes`]); the caller (the trainer) owns the network and the backward
+//! pass, this module the losses and the scores. `mds_ensemble` also reads several layers'
+//! pooled outputs ([`Needs::layers`], [`Detector::set_layers`]).
 
 use crate::error::{EvalError, Result};
 
@@ -29,6 +36,7 @@ mod head;
 mod knn;
 pub(crate) mod linalg;
 mod logit;
+mod preprocess;
 mod vim;
 
 pub use activation::{Ash, Dice, React, Scale};
@@ -37,11 +45,13 @@ pub use gmm::Gmm;
 pub use head::{Fdbd, She};
 pub use knn::{Knn, NnGuide};
 pub use logit::{CeUniform, Energy, Gen, MaxLogit, Msp, ProbMargin, ProbRatio, TempScale};
+pub use preprocess::{MdsEnsemble, Odin};
 pub use vim::Vim;
 
 /// The names [`detector_from_name`] accepts, with their parameters.
 pub const KNOWN_DETECTORS: &str = "msp, maxlogit, energy[:T=<temperature > 0>], \
-     temp_scale, gen[:gamma=0.1,M=100], mds, rmds, mvg[:npca=<fraction of variance in (0, 1)>], \
+     temp_scale, odin[:T=1000,noise=0.0014], gen[:gamma=0.1,M=100], mds, \
+     mds_ensemble[:noise=0.0014,layer=<index; all layers when absent>], rmds, mvg[:npca=<fraction of variance in (0, 1)>], \
      gmm[:components=3,iters=100,reg=1e-6], knn[:k=50,subsample=1], nnguide[:k=100,subsample=1], \
      vim[:dim=<D/2>], react[:p=90], ash[:p=90], scale[:p=85], she, fdbd, dice[:p=90], \
      ce_uniform, ratio, margin";
@@ -53,8 +63,10 @@ pub const ALL_DETECTORS: &[&str] = &[
     "maxlogit",
     "energy",
     "temp_scale",
+    "odin",
     "gen",
     "mds",
+    "mds_ensemble",
     "rmds",
     "mvg",
     "gmm",
@@ -75,7 +87,10 @@ pub const ALL_DETECTORS: &[&str] = &[
 /// [`detector_from_name`], the default first. `knn`: `k` in 50, 100, 200, 500, 1000;
 /// `react`: `p` in 85, 90, 95, 99; `ash`, `scale`: `p` in 65, 70, ..., 95; `vim`: `dim` in
 /// 256, 1000 where below the feature dimension `dim` (else the default `D/2` alone); `gen`:
-/// `gamma` in 0.01, 0.1, 0.5, 1, 2, 5, 10 times `M` in 10, 50, 100, 200, 500, 1000. Any other
+/// `gamma` in 0.01, 0.1, 0.5, 1, 2, 5, 10 times `M` in 10, 50, 100, 200, 500, 1000; `odin`:
+/// `T` in 1, 10, 100, 1000 times `noise` in 0.0014, 0.0028 (the ODIN paper's range);
+/// `mds_ensemble`: `noise` in 0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01 (Lee et al.'s
+/// list), its layer weights fitted on the same validation sets. Any other
 /// detector has no sweep: the one-element list of its name.
 pub fn search_grid(name: &str, dim: usize) -> Vec<String> {
     let with = |key: &str, values: &[f64]| -> Vec<String> {
@@ -92,6 +107,16 @@ pub fn search_grid(name: &str, dim: usize) -> Vec<String> {
             .filter(|(_, d)| *d < dim)
             .map(|(s, _)| s)
             .collect(),
+        "mds_ensemble" => with("noise", &[0.0014, 0.0, 0.0005, 0.001, 0.002, 0.005, 0.01]),
+        "odin" => {
+            let mut v = Vec::new();
+            for t in [1000.0, 1.0, 10.0, 100.0] {
+                for noise in [0.0014, 0.0028] {
+                    v.push(format!("odin:T={t},noise={noise}"));
+                }
+            }
+            v
+        }
         "gen" => {
             let mut v = Vec::new();
             for gamma in [0.1, 0.01, 0.5, 1.0, 2.0, 5.0, 10.0] {
@@ -123,6 +148,10 @@ pub struct Needs {
     pub train_logits: bool,
     /// The network's linear head ([`Head`]), handed to [`Detector::fit`].
     pub head: bool,
+    /// `features` are several layers' pooled outputs side by side (widths given by
+    /// [`Detector::set_layers`] before the fit), for the training set and the scored
+    /// samples alike, instead of the penultimate features.
+    pub layers: bool,
 }
 
 impl Needs {
@@ -133,7 +162,47 @@ impl Needs {
         labels: false,
         train_logits: false,
         head: false,
+        layers: false,
     };
+}
+
+/// Input pre-processing a detector asks for (ODIN; Lee et al.'s Mahalanobis detector): each
+/// scored image `x` (normalised) becomes `x − noise · sign(∇ₓL) / std` per channel, where
+/// `std` is the input normalisation's (so `noise` is a step in the `[0, 1]` pixel range,
+/// as ODIN's `input_std` scaling), `sign(0) = +1` as `torch.ge(grad, 0)`, and `L` a loss
+/// the detector defines on the network's outputs for the clean image
+/// ([`Detector::output_gradient`]). The detector then scores the network's outputs for the
+/// moved image ([`Detector::score_passes`]). With `passes > 1` this happens once per pass,
+/// each with its own loss, from the same clean image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Perturbation {
+    /// Step size (`> 0`).
+    pub noise: f32,
+    /// Perturbed copies of each image (one per layer for `mds_ensemble`).
+    pub passes: usize,
+}
+
+/// A batch of network outputs handed to the input pre-processing methods: logits
+/// `[n, num_classes]` (empty for a headless network) and features `[n, dim]` (the
+/// penultimate features, or the layers side by side when [`Needs::layers`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    /// Logits, row-major.
+    pub logits: &'a [f32],
+    /// Number of classes (0 without logits).
+    pub num_classes: usize,
+    /// Features, row-major.
+    pub features: &'a [f32],
+}
+
+/// `∂L/∂logits` and `∂L/∂features` of a pass's loss (same shapes as the [`Outputs`]; an
+/// empty vector means zero).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutputGradient {
+    /// Gradient with respect to the logits.
+    pub logits: Vec<f32>,
+    /// Gradient with respect to the features.
+    pub features: Vec<f32>,
 }
 
 /// A network's final linear layer, `logits = W · f + b`: `weight` row-major
@@ -243,6 +312,86 @@ pub trait Detector: Send + Sync {
     fn fit(&mut self, train: &mut dyn FeatureSource, head: Option<&Head>) -> Result<()> {
         let _ = (train, head);
         Ok(())
+    }
+
+    /// Tells a detector that flags [`Needs::layers`] the widths of the layers its
+    /// features hold side by side; called before [`Detector::fit`]. The default ignores
+    /// them.
+    ///
+    /// # Errors
+    /// Layers the detector cannot use (a `layer` index past the last one).
+    fn set_layers(&mut self, widths: &[usize]) -> Result<()> {
+        let _ = widths;
+        Ok(())
+    }
+
+    /// The input pre-processing the detector wants before scoring, `None` (the default)
+    /// to score the network's outputs as they are with [`Detector::score`].
+    fn perturbation(&self) -> Option<Perturbation> {
+        None
+    }
+
+    /// The gradient of pass `pass`'s loss with respect to the network's outputs for a
+    /// batch of clean images ([`Perturbation`]).
+    ///
+    /// # Errors
+    /// [`EvalError::Unsupported`] for a detector without input pre-processing (the
+    /// default); shape errors; [`EvalError::NotFitted`].
+    fn output_gradient(&self, pass: usize, clean: Outputs<'_>) -> Result<OutputGradient> {
+        let _ = (pass, clean);
+        Err(EvalError::Unsupported {
+            detector: self.name(),
+            reason: "it has no input pre-processing".into(),
+        })
+    }
+
+    /// Scores from the network's outputs for the perturbed images, one [`Outputs`] per
+    /// pass in order. The default scores the first pass with [`Detector::score`].
+    ///
+    /// # Errors
+    /// As [`Detector::score`]; a wrong number of passes.
+    fn score_passes(&self, passes: &[Outputs<'_>]) -> Result<Vec<f32>> {
+        let first = passes.first().ok_or_else(|| EvalError::Unsupported {
+            detector: self.name(),
+            reason: "no perturbed outputs to score".into(),
+        })?;
+        self.score(first.logits, first.num_classes, Some(first.features))
+    }
+
+    /// How many weighted components the score sums (Lee et al.'s layers), 0 (the default)
+    /// for a detector without weights to fit. With validation sets the trainer fits them
+    /// ([`Detector::fit_weights`]) on [`Detector::components`].
+    fn num_components(&self) -> usize {
+        0
+    }
+
+    /// The score's components, row-major `[n, num_components]`, from the outputs
+    /// [`Detector::score_passes`] reads (or one clean [`Outputs`] without input
+    /// pre-processing).
+    ///
+    /// # Errors
+    /// [`EvalError::Unsupported`] for a detector without components (the default); as
+    /// [`Detector::score_passes`].
+    fn components(&self, passes: &[Outputs<'_>]) -> Result<Vec<f32>> {
+        let _ = passes;
+        Err(EvalError::Unsupported {
+            detector: self.name(),
+            reason: "its score has no weighted components".into(),
+        })
+    }
+
+    /// Fits the components' weights on validation data: `id` and `ood` are
+    /// [`Detector::components`] of ID and OOD validation images.
+    ///
+    /// # Errors
+    /// [`EvalError::Unsupported`] for a detector without components (the default); shape
+    /// errors; a fit that diverges.
+    fn fit_weights(&mut self, id: &[f32], ood: &[f32]) -> Result<()> {
+        let _ = (id, ood);
+        Err(EvalError::Unsupported {
+            detector: self.name(),
+            reason: "its score has no weighted components".into(),
+        })
     }
 
     /// Values the fit chose (a temperature, a threshold, ViM's `alpha`), as `(name,
@@ -481,12 +630,26 @@ pub fn detector_from_name(spec: &str) -> Result<Box<dyn Detector>> {
             Box::new(Energy::new(t as f32)?)
         }
         "temp_scale" => Box::new(TempScale::default()),
+        "odin" => {
+            let t = p.take(&["T", "t", "temperature"], 1000.0, |v| v > 0.0, "> 0")?;
+            let noise = p.take(&["noise", "eps"], 0.0014, |v| v >= 0.0, ">= 0")?;
+            Box::new(Odin::new(t as f32, noise as f32))
+        }
         "gen" => {
             let gamma = p.take(&["gamma"], 0.1, |v| v > 0.0, "> 0")?;
             let m = p.take_usize("M", 100)?;
             Box::new(Gen::new(gamma, m))
         }
         "mds" => Box::new(Mds::default()),
+        "mds_ensemble" => {
+            let noise = p.take(&["noise", "eps"], 0.0014, |v| v >= 0.0, ">= 0")?;
+            let layer = p.take_opt(
+                "layer",
+                |v| v >= 0.0 && v.fract() == 0.0,
+                "a whole number >= 0",
+            )?;
+            Box::new(MdsEnsemble::new(noise as f32, layer.map(|v| v as usize)))
+        }
         "rmds" => Box::new(Rmds::default()),
         "mvg" => {
             let npca = p.take_opt("npca", |v| v > 0.0 && v < 1.0, "in (0, 1)")?;

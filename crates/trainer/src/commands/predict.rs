@@ -20,6 +20,7 @@ use crate::config::ExperimentConfig;
 use crate::run::detect::fit_detectors;
 use crate::run::infer::{check_finite, features_and_logits};
 use crate::run::io::write_atomic;
+use crate::run::preprocess::score_set;
 
 /// What to predict and where to write it.
 #[derive(Debug, Clone)]
@@ -127,10 +128,16 @@ pub fn predict<B: Backend>(
         &cfg.data.augment.std,
         cfg.eval.batch_size,
     );
-    let (f, l) = features_and_logits(&model, &test, mean, std, bs, device)?;
-    let id = det
-        .score(&l.values, l.width, Some(&f.values))
-        .context("scoring the ID test set")?;
+    let rows = features_and_logits(&model, &test, mean, std, bs, device)?;
+    let id = score_set(
+        &model,
+        det.as_ref(),
+        &test,
+        "the ID test set",
+        &rows,
+        cfg,
+        device,
+    )?;
     let threshold = threshold_at_tpr(&id, opts.tpr)?;
 
     let (set, paths) = unseen_data::formats::load_image_files(
@@ -151,13 +158,12 @@ pub fn predict<B: Backend>(
         );
     }
     let set = Arc::new(set);
-    let (f, l) = features_and_logits(&model, &set, mean, std, bs, device)?;
+    let rows = features_and_logits(&model, &set, mean, std, bs, device)?;
     let where_ = format!("--images {}", opts.images.display());
-    check_finite("the feature", &where_, &f)?;
-    check_finite("the logit", &where_, &l)?;
-    let scores = det
-        .score(&l.values, l.width, Some(&f.values))
-        .context("scoring the images")?;
+    check_finite("the feature", &where_, &rows.0)?;
+    check_finite("the logit", &where_, &rows.1)?;
+    let scores = score_set(&model, det.as_ref(), &set, &where_, &rows, cfg, device)?;
+    let l = rows.1;
     let classes = if l.width > 0 { Some(l.argmax()) } else { None };
     let mut csv = Vec::new();
     writeln!(csv, "path,class,class_name,score,is_ood")?;

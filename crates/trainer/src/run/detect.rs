@@ -17,7 +17,7 @@ use unseen_eval::detectors::{
 
 use crate::config::ExperimentConfig;
 use crate::run::feature_cache::{self, FileFeatures};
-use crate::run::infer::{check_finite, features_and_logits};
+use crate::run::infer::{check_finite, infer, network_outputs, Rows};
 
 /// A detector ready to score, with what its fit chose and how long the fit took.
 pub struct FittedDetector {
@@ -30,9 +30,9 @@ pub struct FittedDetector {
 }
 
 /// `eval.detectors` with `"all"` replaced by every detector of [`ALL_DETECTORS`] that a
-/// network with (`has_head`) or without a linear head can run, duplicates removed (first
-/// occurrence kept).
-pub fn expand(specs: &[String], has_head: bool) -> Result<Vec<String>> {
+/// network with (`has_head`) or without a linear head, and with (`has_layers`) or without
+/// pooled intermediate layers, can run; duplicates removed (first occurrence kept).
+pub fn expand(specs: &[String], has_head: bool, has_layers: bool) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for spec in specs {
         if spec.trim().eq_ignore_ascii_case("all") {
@@ -40,7 +40,8 @@ pub fn expand(specs: &[String], has_head: bool) -> Result<Vec<String>> {
                 let d = detector_from_name(name)?;
                 let needs = d.needs();
                 let logits_ok = has_head || (!needs.head && !needs.train_logits && needs.features);
-                if logits_ok && !out.iter().any(|o| o == name) {
+                let layers_ok = has_layers || !needs.layers;
+                if logits_ok && layers_ok && !out.iter().any(|o| o == name) {
                     out.push((*name).to_string());
                 }
             }
@@ -113,6 +114,7 @@ pub struct Fitter<'a, B: Backend> {
     device: &'a B::Device,
     head: Option<Head>,
     source: Option<Box<dyn FeatureSource>>,
+    layers_source: Option<Box<dyn FeatureSource>>,
 }
 
 impl<'a, B: Backend> Fitter<'a, B> {
@@ -135,6 +137,7 @@ impl<'a, B: Backend> Fitter<'a, B> {
             cache_dir,
             device,
             source: None,
+            layers_source: None,
         })
     }
 
@@ -143,7 +146,11 @@ impl<'a, B: Backend> Fitter<'a, B> {
     /// # Errors
     /// An invalid detector name inside `ALL_DETECTORS` (a bug).
     pub fn expand(&self, specs: &[String]) -> Result<Vec<String>> {
-        expand(specs, self.head.is_some())
+        expand(
+            specs,
+            self.head.is_some(),
+            self.model.layer_widths().is_some(),
+        )
     }
 
     /// The network's feature dimension.
@@ -167,21 +174,44 @@ impl<'a, B: Backend> Fitter<'a, B> {
                 self.cfg.model.name
             );
         }
+        if needs.layers {
+            let widths = self.model.layer_widths().with_context(|| {
+                format!(
+                    "detector `{name}` cannot run on this network: it needs pooled intermediate \
+                     layers and `{}` is a Vision Transformer (use `mds` on its features)",
+                    self.cfg.model.name
+                )
+            })?;
+            det.set_layers(&widths)
+                .with_context(|| format!("detector `{name}`"))?;
+        }
         let started = Instant::now();
         if needs.fit {
-            if self.source.is_none() {
+            let slot = if needs.layers {
+                &mut self.layers_source
+            } else {
+                &mut self.source
+            };
+            if slot.is_none() {
                 let (model, cfg, train, device) = (self.model, self.cfg, self.train, self.device);
-                self.source = Some(match self.cache_dir {
+                *slot = Some(match self.cache_dir {
                     Some(dir) => {
-                        let key = feature_cache::cache_key(model, cfg)?;
-                        let (f, _reused) =
-                            FileFeatures::open_or_create(dir, &key, model, cfg, train, device)?;
+                        let key = feature_cache::cache_key(model, cfg, needs.layers)?;
+                        let (f, _reused) = FileFeatures::open_or_create(
+                            dir,
+                            &key,
+                            model,
+                            cfg,
+                            train,
+                            device,
+                            needs.layers,
+                        )?;
                         Box::new(f)
                     }
-                    None => Box::new(train_features(model, cfg, train, device)?),
+                    None => Box::new(train_features(model, cfg, train, device, needs.layers)?),
                 });
             }
-            let src = self.source.as_mut().expect("computed above");
+            let src = slot.as_mut().expect("computed above");
             det.fit(src.as_mut(), self.head.as_ref())
                 .with_context(|| format!("fitting detector `{name}` on the ID training set"))?;
         }
@@ -197,16 +227,33 @@ impl<'a, B: Backend> Fitter<'a, B> {
     }
 }
 
-/// The ID training set's features, logits and labels as a detector's fitting source.
+/// The ID training set's features (the pooled layers side by side with `layers`), logits
+/// and labels as a detector's fitting source, in memory.
 fn train_features<B: Backend>(
     model: &Backbone<B>,
     cfg: &ExperimentConfig,
     train: &Arc<ImageSet>,
     device: &B::Device,
+    layers: bool,
 ) -> Result<Features> {
     let (mean, std) = (&cfg.data.augment.mean, &cfg.data.augment.std);
-    let (f, l) = features_and_logits(model, train, mean, std, cfg.eval.batch_size, device)
-        .context("features of the ID training set")?;
+    let mut error = None;
+    let mut rows = infer(train, mean, std, cfg.eval.batch_size, device, |x| {
+        network_outputs(model, x, layers).unwrap_or_else(|e| {
+            error.get_or_insert(e);
+            Vec::new()
+        })
+    })
+    .context("features of the ID training set")?;
+    if let Some(e) = error {
+        return Err(e.context("features of the ID training set"));
+    }
+    let l = if rows.len() > 1 {
+        rows.pop().unwrap_or_default()
+    } else {
+        Rows::default()
+    };
+    let f = rows.pop().unwrap_or_default();
     check_finite("the feature", "the ID training set", &f)?;
     check_finite("the logit", "the ID training set", &l)?;
     let labels: Vec<usize> = train.labels.iter().map(|&y| y as usize).collect();

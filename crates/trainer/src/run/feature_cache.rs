@@ -9,6 +9,9 @@
 //! normalisation, the seed (which subsamples `limit_per_class`) and the inference batch
 //! size. A file with another key, or one that does not parse, is recomputed and replaced.
 //!
+//! Detectors that read several layers' pooled outputs side by side (`mds_ensemble`) get
+//! their own file, [`LAYERS_FILE_NAME`], with the same layout and a key that says so.
+//!
 //! Layout (little-endian): the magic `UNSEENF1`, a `u64` header length, the JSON header
 //! `{"key", "rows", "dim", "classes"}`, `rows` `u32` labels, then `rows` records of
 //! `dim + classes` `f32` (features, then logits). Written to a temporary file and renamed.
@@ -29,10 +32,12 @@ use unseen_data::ImageSet;
 use unseen_eval::detectors::{FeatureBatch, FeatureSource};
 
 use crate::config::ExperimentConfig;
-use crate::run::infer::{check_finite_from, infer_batches};
+use crate::run::infer::{check_finite_from, infer_batches, network_outputs};
 
 /// The cache file's name inside the cache folder.
 pub const FILE_NAME: &str = "train_features.bin";
+/// The cache of the pooled layers side by side ([`Backbone::forward_layers`]).
+pub const LAYERS_FILE_NAME: &str = "train_layers.bin";
 const MAGIC: &[u8; 8] = b"UNSEENF1";
 /// Rows per batch served to the detectors.
 const BATCH_ROWS: usize = 4096;
@@ -45,11 +50,16 @@ struct Header {
     classes: usize,
 }
 
-/// The SHA-256 (hex) of what the training features of `model` under `cfg` depend on.
+/// The SHA-256 (hex) of what the training features of `model` under `cfg` depend on
+/// (`layers`: the pooled layers side by side instead of the penultimate features).
 ///
 /// # Errors
 /// A network record that cannot be serialised.
-pub fn cache_key<B: Backend>(model: &Backbone<B>, cfg: &ExperimentConfig) -> Result<String> {
+pub fn cache_key<B: Backend>(
+    model: &Backbone<B>,
+    cfg: &ExperimentConfig,
+    layers: bool,
+) -> Result<String> {
     let bytes = Recorder::<B>::record(
         &NamedMpkBytesRecorder::<FullPrecisionSettings>::new(),
         model.clone().into_record(),
@@ -57,7 +67,11 @@ pub fn cache_key<B: Backend>(model: &Backbone<B>, cfg: &ExperimentConfig) -> Res
     )
     .map_err(|e| anyhow::anyhow!("cannot serialise the network to key its feature cache: {e:?}"))?;
     let mut h = Sha256::new();
-    h.update(b"unseen train features v1\0");
+    h.update(if layers {
+        &b"unseen train layers v1\0"[..]
+    } else {
+        &b"unseen train features v1\0"[..]
+    });
     h.update(&bytes);
     let inputs = serde_json::json!({
         "id": cfg.data.id,
@@ -82,10 +96,12 @@ pub struct FileFeatures {
 
 impl FileFeatures {
     /// The cache in `dir` for `key`, computing it first (running `model` over `train`) when
-    /// it is absent, stale or unreadable. Returns the source and whether it was reused.
+    /// it is absent, stale or unreadable; with `layers`, the pooled layers side by side in
+    /// [`LAYERS_FILE_NAME`]. Returns the source and whether it was reused.
     ///
     /// # Errors
-    /// Non-finite network outputs (naming the image), an unwritable folder.
+    /// Non-finite network outputs (naming the image), an unwritable folder, `layers` on a
+    /// network without pooled layers.
     pub fn open_or_create<B: Backend>(
         dir: &Path,
         key: &str,
@@ -93,14 +109,15 @@ impl FileFeatures {
         cfg: &ExperimentConfig,
         train: &Arc<ImageSet>,
         device: &B::Device,
+        layers: bool,
     ) -> Result<(Self, bool)> {
-        let path = dir.join(FILE_NAME);
+        let path = dir.join(if layers { LAYERS_FILE_NAME } else { FILE_NAME });
         if let Ok(Some(f)) = Self::open(&path, key) {
             if f.header.rows == train.len() {
                 return Ok((f, true));
             }
         }
-        Self::create(&path, key, model, cfg, train, device)?;
+        Self::create(&path, key, model, cfg, train, device, layers)?;
         let f = Self::open(&path, key)?.with_context(|| {
             format!("{} was just written but does not read back", path.display())
         })?;
@@ -156,16 +173,30 @@ impl FileFeatures {
         cfg: &ExperimentConfig,
         train: &Arc<ImageSet>,
         device: &B::Device,
+        layers: bool,
     ) -> Result<()> {
+        let dim = if layers {
+            model
+                .layer_widths()
+                .context("this network has no pooled intermediate layers")?
+                .iter()
+                .sum()
+        } else {
+            model.feature_dim()
+        };
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let header = Header {
             key: key.to_string(),
             rows: train.len(),
-            dim: model.feature_dim(),
+            dim,
             classes: model.num_classes(),
         };
-        let tmp = dir.join(format!(".{FILE_NAME}.tmp-{}", std::process::id()));
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(FILE_NAME);
+        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
         let result = (|| -> Result<()> {
             let mut w = BufWriter::new(File::create(&tmp)?);
             let hjson = serde_json::to_vec(&header)?;
@@ -175,7 +206,6 @@ impl FileFeatures {
             for &l in &train.labels {
                 w.write_all(&l.to_le_bytes())?;
             }
-            let has_head = header.classes > 0;
             let mut row = 0usize;
             let (mean, std) = (&cfg.data.augment.mean, &cfg.data.augment.std);
             infer_batches(
@@ -184,15 +214,12 @@ impl FileFeatures {
                 std,
                 cfg.eval.batch_size,
                 device,
-                |x| {
-                    let (f, l) = model.forward(x);
-                    if has_head {
-                        vec![f, l]
-                    } else {
-                        vec![f]
-                    }
-                },
+                // The only failure, `layers` without pooled layers, was ruled out above.
+                |x| network_outputs(model, x, layers).unwrap_or_default(),
                 |out| {
+                    if out.is_empty() {
+                        bail!("the network produced no outputs");
+                    }
                     let f = &out[0];
                     if f.width != header.dim {
                         bail!(

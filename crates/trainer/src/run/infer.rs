@@ -22,6 +22,14 @@ pub struct Rows {
 }
 
 impl Rows {
+    /// A `[rows, width]` tensor read back as `f32`.
+    pub fn from_tensor<B: Backend>(t: Tensor<B, 2>) -> Self {
+        Rows {
+            width: t.dims()[1],
+            values: t.into_data().convert::<f32>().to_vec::<f32>().expect("f32"),
+        }
+    }
+
     /// The index of each row's largest value (the first on ties).
     pub fn argmax(&self) -> Vec<usize> {
         self.values
@@ -107,6 +115,25 @@ pub fn infer_batches<B: Backend>(
     mut forward: impl FnMut(Tensor<B, 4>) -> Vec<Tensor<B, 2>>,
     mut visit: impl FnMut(&[Rows]) -> Result<()>,
 ) -> Result<()> {
+    for_each_input(set, mean, std, batch_size, device, |x| {
+        let outputs: Vec<Rows> = forward(x).into_iter().map(Rows::from_tensor).collect();
+        visit(&outputs)
+    })
+}
+
+/// Calls `visit` on every batch of `set` as a normalised input tensor (no augmentation,
+/// in order): what [`infer_batches`] runs the network on.
+///
+/// # Errors
+/// A zero batch size, or `visit`'s error.
+pub fn for_each_input<B: Backend>(
+    set: &Arc<ImageSet>,
+    mean: &[f32],
+    std: &[f32],
+    batch_size: usize,
+    device: &B::Device,
+    mut visit: impl FnMut(Tensor<B, 4>) -> Result<()>,
+) -> Result<()> {
     let loader = Loader::new(
         set.clone(),
         batch_size,
@@ -118,17 +145,47 @@ pub fn infer_batches<B: Backend>(
     .context("evaluation loader")?;
     for batch in loader.epoch(0) {
         crate::run::faults::point("infer");
-        let x = Tensor::<B, 4>::from_data(TensorData::new(batch.images, batch.shape), device);
-        let outputs: Vec<Rows> = forward(x)
-            .into_iter()
-            .map(|t| Rows {
-                width: t.dims()[1],
-                values: t.into_data().convert::<f32>().to_vec::<f32>().expect("f32"),
-            })
-            .collect();
-        visit(&outputs)?;
+        visit(Tensor::<B, 4>::from_data(
+            TensorData::new(batch.images, batch.shape),
+            device,
+        ))?;
     }
     Ok(())
+}
+
+/// The network's outputs for a batch: `[features, logits]` (`[features]` for a headless
+/// network), the features being the penultimate ones, or with `layers` the pooled layers
+/// of [`Backbone::forward_layers`] side by side.
+///
+/// # Errors
+/// `layers` on a network without pooled layers (a Vision Transformer).
+pub fn network_outputs<B: Backend>(
+    model: &Backbone<B>,
+    x: Tensor<B, 4>,
+    layers: bool,
+) -> Result<Vec<Tensor<B, 2>>> {
+    let has_head = model.num_classes() > 0;
+    let (f, l) = if layers {
+        let Some(mut taps) = model.forward_layers(x) else {
+            bail!(
+                "this network has no pooled intermediate layers (a Vision Transformer); \
+                 use a ResNet or a WideResNet"
+            );
+        };
+        let last = taps.last().expect("at least one layer").clone();
+        let logits = has_head.then(|| model.forward_head(last));
+        let f = if taps.len() == 1 {
+            taps.pop().expect("one")
+        } else {
+            Tensor::cat(taps, 1)
+        };
+        (f, logits)
+    } else {
+        let f = model.forward_features(x);
+        let logits = has_head.then(|| model.forward_head(f.clone()));
+        (f, logits)
+    };
+    Ok(std::iter::once(f).chain(l).collect())
 }
 
 /// A backbone's penultimate features `[n, d]` and logits `[n, K]` over `set` (logits empty

@@ -18,5 +18,6 @@ pub mod infer;
 pub mod interrupt;
 pub mod io;
 pub mod optim;
+pub mod preprocess;
 pub mod run_dir;
 pub mod tb;

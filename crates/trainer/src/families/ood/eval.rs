@@ -26,6 +26,9 @@ use crate::run::detect::FittedDetector;
 use super::search::{fit_or_search, SearchPoint, SkippedDetector};
 use crate::run::infer::{check_finite, features_and_logits, Rows};
 use crate::run::io::{replace_dir, write_atomic};
+use crate::run::preprocess::score_set;
+use std::sync::Arc;
+use unseen_data::ImageSet;
 
 /// A dataset or detector name as a file-name part: ASCII letters, digits, `.`, `-`, `_`
 /// and `=` kept, anything else (`:`, `,`, `/`, spaces) replaced by `_`.
@@ -161,23 +164,25 @@ pub fn evaluate<B: Backend>(
         &cfg.data.augment.std,
         cfg.eval.batch_size,
     );
-    let (id_f, id) = features_and_logits(model, &data.id_test, mean, std, bs, device)?;
-    check_finite("the feature", "the ID test set", &id_f)?;
-    check_finite("the logit", "the ID test set", &id)?;
+    let id_rows = features_and_logits(model, &data.id_test, mean, std, bs, device)?;
+    check_finite("the feature", "the ID test set", &id_rows.0)?;
+    check_finite("the logit", "the ID test set", &id_rows.1)?;
+    let id = &id_rows.1;
     let labels: Vec<usize> = data.id_test.labels.iter().map(|&l| l as usize).collect();
     let acc = if id.width > 0 {
         Some(accuracy(&id.argmax(), &labels).context("ID accuracy")?)
     } else {
         None
     };
-    let mut ood_sets: Vec<(String, OodGroup, Rows, Rows)> = Vec::new();
+    type Set = Arc<ImageSet>;
+    let mut ood_sets: Vec<(String, OodGroup, &Set, (Rows, Rows))> = Vec::new();
     for (name, group, set) in &data.ood {
         let (f, l) = features_and_logits(model, set, mean, std, bs, device)?;
         check_finite("the feature", &format!("OOD set {name}"), &f)?;
         check_finite("the logit", &format!("OOD set {name}"), &l)?;
-        ood_sets.push((name.clone(), *group, f, l));
+        ood_sets.push((name.clone(), *group, set, (f, l)));
     }
-    let mut csid_sets: Vec<(String, Rows, Rows)> = Vec::new();
+    let mut csid_sets: Vec<(String, &Set, (Rows, Rows))> = Vec::new();
     let mut csid_acc = Vec::new();
     for (name, set) in &data.csid {
         let (f, l) = features_and_logits(model, set, mean, std, bs, device)?;
@@ -193,7 +198,7 @@ pub fn evaluate<B: Backend>(
             dataset: name.clone(),
             accuracy: set_acc,
         });
-        csid_sets.push((name.clone(), f, l));
+        csid_sets.push((name.clone(), set, (f, l)));
     }
     let (fitted, skipped_detectors) = fit_or_search(model, cfg, data, cache_dir, device)?;
     let (fitted, searches): (Vec<FittedDetector>, Vec<Vec<SearchPoint>>) =
@@ -210,9 +215,16 @@ pub fn evaluate<B: Backend>(
             fitted: fd.fitted.iter().cloned().collect(),
             search,
         });
-        let id_scores = det
-            .score(&id.values, id.width, Some(&id_f.values))
-            .with_context(|| format!("detector {det_label} on the ID test set"))?;
+        let det_ref = det.as_ref();
+        let id_scores = score_set(
+            model,
+            det_ref,
+            &data.id_test,
+            "the ID test set",
+            &id_rows,
+            cfg,
+            device,
+        )?;
         scores.push((
             cfg.data.id_name.clone(),
             "id".to_string(),
@@ -227,10 +239,9 @@ pub fn evaluate<B: Backend>(
         } else {
             id_scores.clone()
         };
-        for (name, f, l) in &csid_sets {
-            let s = det
-                .score(&l.values, l.width, Some(&f.values))
-                .with_context(|| format!("detector {det_label} on csid set {name}"))?;
+        for (name, set, rows) in &csid_sets {
+            let where_ = format!("csid set {name}");
+            let s = score_set(model, det_ref, set, &where_, rows, cfg, device)?;
             fs_id_scores.extend_from_slice(&s);
             scores.push((
                 name.clone(),
@@ -240,10 +251,9 @@ pub fn evaluate<B: Backend>(
                 s,
             ));
         }
-        for (name, group, f, l) in &ood_sets {
-            let s = det
-                .score(&l.values, l.width, Some(&f.values))
-                .with_context(|| format!("detector {det_label} on OOD set {name}"))?;
+        for (name, group, set, set_rows) in &ood_sets {
+            let where_ = format!("OOD set {name}");
+            let s = score_set(model, det_ref, set, &where_, set_rows, cfg, device)?;
             let m = ood_metrics(&id_scores, &s)
                 .with_context(|| format!("metrics of detector {det_label} on OOD set {name}"))?;
             rows.push(OodRow::new(name.clone(), *group, det_label.clone(), m));

@@ -14,7 +14,11 @@ use unseen_eval::metrics::ood_metrics;
 use crate::config::ExperimentConfig;
 use crate::run::data::ExperimentData;
 use crate::run::detect::{FittedDetector, Fitter};
-use crate::run::infer::{features_and_logits, Rows};
+use crate::run::infer::features_and_logits;
+use crate::run::infer::Rows;
+use crate::run::preprocess::{components_through_network, score_set};
+use std::sync::Arc;
+use unseen_data::ImageSet;
 
 /// A detector `"all"` expanded to that could not run here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,11 +70,15 @@ pub fn fit_or_search<B: Backend>(
                 &cfg.data.augment.std,
                 cfg.eval.batch_size,
             );
-            let id = features_and_logits(model, &v.id, mean, std, bs, device)?;
+            let id = (
+                v.id.clone(),
+                features_and_logits(model, &v.id, mean, std, bs, device)?,
+            );
             let mut ood = Vec::new();
             for (name, set) in &v.ood {
                 ood.push((
                     name.clone(),
+                    set.clone(),
                     features_and_logits(model, set, mean, std, bs, device)?,
                 ));
             }
@@ -85,7 +93,13 @@ pub fn fit_or_search<B: Backend>(
             None => vec![spec.clone()],
         };
         let Some((id, ood)) = val.as_ref().filter(|_| grid.len() > 1) else {
-            match fitter.fit(&grid[0]) {
+            let fitted = fitter.fit(&grid[0]).and_then(|mut fd| {
+                if let Some(v) = &val {
+                    fit_weights(model, &mut fd, v, cfg, device)?;
+                }
+                Ok(fd)
+            });
+            match fitted {
                 Ok(fd) => out.push((fd, Vec::new())),
                 Err(e) if !named(&spec) => skipped.push(SkippedDetector {
                     name: spec.clone(),
@@ -99,7 +113,11 @@ pub fn fit_or_search<B: Backend>(
         let mut best: Option<(f64, FittedDetector)> = None;
         let mut first_error = None;
         for cand in &grid {
-            let fd = match fitter.fit(cand) {
+            let fitted = fitter.fit(cand).and_then(|mut fd| {
+                let v = val.as_ref().expect("validation sets present");
+                fit_weights(model, &mut fd, v, cfg, device).map(|_| fd)
+            });
+            let fd = match fitted {
                 Ok(fd) => fd,
                 Err(e) => {
                     // A candidate this network or training set cannot run (knn's k above
@@ -113,13 +131,13 @@ pub fn fit_or_search<B: Backend>(
                     continue;
                 }
             };
-            let score =
-                |(f, l): &(Rows, Rows)| fd.detector.score(&l.values, l.width, Some(&f.values));
-            let id_scores = score(id).with_context(|| format!("{cand} on data.id_val"))?;
+            let det = fd.detector.as_ref();
+            let (id_set, id_rows) = id;
+            let id_scores = score_set(model, det, id_set, "data.id_val", id_rows, cfg, device)?;
             let mut sum = 0.0;
-            for (name, rows) in ood {
-                let s =
-                    score(rows).with_context(|| format!("{cand} on OOD validation set {name}"))?;
+            for (name, set, rows) in ood {
+                let where_ = format!("OOD validation set {name}");
+                let s = score_set(model, det, set, &where_, rows, cfg, device)?;
                 sum += ood_metrics(&id_scores, &s)
                     .with_context(|| format!("{cand}: validation metrics on {name}"))?
                     .auroc;
@@ -144,4 +162,46 @@ pub fn fit_or_search<B: Backend>(
         }
     }
     Ok((out, skipped))
+}
+
+/// The ID validation set and the OOD validation sets, each with its cached outputs.
+type ValSets = (
+    (Arc<ImageSet>, (Rows, Rows)),
+    Vec<(String, Arc<ImageSet>, (Rows, Rows))>,
+);
+
+/// For a detector whose score weighs components (`mds_ensemble`'s layers): the weights
+/// fitted on the validation sets, ID against every OOD set together (Lee et al.), and
+/// what the fit chose refreshed. Other detectors are left as they are.
+fn fit_weights<B: Backend>(
+    model: &Backbone<B>,
+    fd: &mut FittedDetector,
+    val: &ValSets,
+    cfg: &ExperimentConfig,
+    device: &B::Device,
+) -> Result<()> {
+    let det = fd.detector.as_mut();
+    if det.num_components() == 0 {
+        return Ok(());
+    }
+    let ((id_set, _), ood) = val;
+    let (mean, std, bs) = (
+        &cfg.data.augment.mean,
+        &cfg.data.augment.std,
+        cfg.eval.batch_size,
+    );
+    let id =
+        components_through_network(model, &*det, id_set, "data.id_val", mean, std, bs, device)?;
+    let mut all_ood = Vec::new();
+    for (name, set, _) in ood {
+        let where_ = format!("OOD validation set {name}");
+        all_ood.extend(components_through_network(
+            model, &*det, set, &where_, mean, std, bs, device,
+        )?);
+    }
+    let name = det.name();
+    det.fit_weights(&id, &all_ood)
+        .with_context(|| format!("{name}: fitting the layer weights on the validation sets"))?;
+    fd.fitted = det.fitted();
+    Ok(())
 }
