@@ -86,18 +86,41 @@ fn argmax(row: &[f32]) -> usize {
 /// fDBD: the mean distance of a feature to the decision boundaries between its predicted
 /// class `c` and every other class `k`, `Σ_k |z_c − z_k| / ‖W_c − W_k‖`, divided by the
 /// feature's distance to the mean ID training feature (so it does not simply reward large
-/// features).
+/// features), or with `distance=0` by the feature's norm `‖z‖`.
 ///
 /// Liu & Qin, "Fast Decision Boundary based Out-of-Distribution Detector", ICML 2024;
-/// OpenOOD `fdbd_postprocessor.py` (`distance_as_normalizer = True`).
-#[derive(Debug, Clone, Default)]
+/// OpenOOD `fdbd_postprocessor.py` (`distance_as_normalizer`, default `True`, swept over
+/// both values).
+#[derive(Debug, Clone)]
 pub struct Fdbd {
+    distance_as_normalizer: bool,
     fitted: Option<(Head, Vec<f64>, Vec<f64>)>,
+}
+
+impl Fdbd {
+    /// fDBD normalised by the distance to the mean training feature (`true`, the default)
+    /// or by the feature's norm.
+    pub fn new(distance_as_normalizer: bool) -> Self {
+        Self {
+            distance_as_normalizer,
+            fitted: None,
+        }
+    }
+}
+
+impl Default for Fdbd {
+    fn default() -> Self {
+        Self::new(true)
+    }
 }
 
 impl Detector for Fdbd {
     fn name(&self) -> String {
-        "fdbd".into()
+        if self.distance_as_normalizer {
+            "fdbd".into()
+        } else {
+            "fdbd:distance=0".into()
+        }
     }
 
     fn needs(&self) -> Needs {
@@ -144,14 +167,48 @@ impl Detector for Fdbd {
                 let sum: f64 = (0..k)
                     .map(|j| (top - f64::from(l[j])).abs() / denom[c * k + j])
                     .sum();
+                let centre = |j: usize| {
+                    if self.distance_as_normalizer {
+                        mean[j]
+                    } else {
+                        0.0
+                    }
+                };
                 let norm = row
                     .iter()
-                    .zip(mean)
-                    .map(|(&x, m)| (f64::from(x) - m).powi(2))
+                    .enumerate()
+                    .map(|(j, &x)| (f64::from(x) - centre(j)).powi(2))
                     .sum::<f64>()
                     .sqrt();
                 (sum / norm) as f32
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::{detector_from_name, Features};
+
+    /// By hand: `W = I₂`, `b = 0`, training features (1, 1), (3, 1) (mean (2, 1)). For
+    /// `z = (2, 0)` the logits are (2, 0), class 0, and the boundary term is
+    /// `|2 − 0| / ‖W₀ − W₁‖ = 2/√2 = √2`; divided by `‖z − μ‖ = 1` it is √2, by `‖z‖ = 2`
+    /// it is √2/2.
+    #[test]
+    fn fdbd_normalisers_by_hand() {
+        let head = Head::new(vec![1.0, 0.0, 0.0, 1.0], vec![0.0, 0.0], 2, 2).unwrap();
+        for (spec, want) in [
+            ("fdbd", std::f64::consts::SQRT_2),
+            ("fdbd:distance=0", std::f64::consts::SQRT_2 / 2.0),
+        ] {
+            let mut d = detector_from_name(spec).unwrap();
+            assert_eq!(d.name(), spec);
+            let mut src = Features::new(vec![1.0, 1.0, 3.0, 1.0], 2).unwrap();
+            d.fit(&mut src, Some(&head)).unwrap();
+            let s = d.score(&[2.0, 0.0], 2, Some(&[2.0, 0.0])).unwrap();
+            assert!((f64::from(s[0]) - want).abs() < 1e-6, "{spec}: {s:?}");
+        }
+        assert!(detector_from_name("fdbd:distance=2").is_err());
     }
 }

@@ -12,7 +12,7 @@ pub const KNOWN_DETECTORS: &str = "msp, maxlogit, energy[:T=<temperature > 0>], 
      temp_scale, odin[:T=1000,noise=0.0014], gen[:gamma=0.1,M=100], mds, \
      mds_ensemble[:noise=0.0014,layer=<index; all layers when absent>], rmds, mvg[:npca=<fraction of variance in (0, 1)>], \
      gmm[:components=3,iters=100,reg=1e-6], knn[:k=50,subsample=1], nnguide[:k=100,subsample=1], \
-     vim[:dim=<D/2>], react[:p=90], ash[:p=90], scale[:p=85], she, fdbd, dice[:p=90], \
+     vim[:dim=<D/2>], react[:p=90], ash[:p=90], scale[:p=85], she, fdbd[:distance=1], dice[:p=90], \
      ce_uniform, ratio, margin";
 
 /// The detectors `eval.detectors = ["all"]` expands to, in report order (OpenOOD v1.5's
@@ -49,7 +49,8 @@ pub const ALL_DETECTORS: &[&str] = &[
 /// `gamma` in 0.01, 0.1, 0.5, 1, 2, 5, 10 times `M` in 10, 50, 100, 200, 500, 1000; `odin`:
 /// `T` in 1, 10, 100, 1000 times `noise` in 0.0014, 0.0028 (the ODIN paper's range);
 /// `mds_ensemble`: `noise` in 0, 0.0005, 0.001, 0.0014, 0.002, 0.005, 0.01 (Lee et al.'s
-/// list), its layer weights fitted on the same validation sets. Any other
+/// list), its layer weights fitted on the same validation sets; `fdbd`: the distance to the
+/// training mean or the feature norm as normaliser. Any other
 /// detector has no sweep: the one-element list of its name.
 pub fn search_grid(name: &str, dim: usize) -> Vec<String> {
     let with = |key: &str, values: &[f64]| -> Vec<String> {
@@ -66,6 +67,7 @@ pub fn search_grid(name: &str, dim: usize) -> Vec<String> {
             .filter(|(_, d)| *d < dim)
             .map(|(s, _)| s)
             .collect(),
+        "fdbd" => vec!["fdbd".to_string(), "fdbd:distance=0".to_string()],
         "mds_ensemble" => with("noise", &[0.0014, 0.0, 0.0005, 0.001, 0.002, 0.005, 0.01]),
         "odin" => {
             let mut v = Vec::new();
@@ -179,7 +181,10 @@ pub fn detector_from_name(spec: &str) -> Result<Box<dyn Detector>> {
         "scale" => Box::new(Scale::new(p.percentile(85.0)?)),
         "dice" => Box::new(Dice::new(p.percentile(90.0)?)),
         "she" => Box::new(She::default()),
-        "fdbd" => Box::new(Fdbd::default()),
+        "fdbd" => {
+            let distance = p.take(&["distance"], 1.0, |v| v == 0.0 || v == 1.0, "0 or 1")?;
+            Box::new(Fdbd::new(distance == 1.0))
+        }
         _ => {
             return Err(EvalError::UnknownDetector {
                 name: spec.to_string(),
