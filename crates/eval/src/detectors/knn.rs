@@ -4,23 +4,26 @@
 //!
 //! Both search the bank exactly (brute force, as faiss's `IndexFlatL2` / `IndexFlatIP`
 //! that OpenOOD uses). The bank is kept in `f32`, in blocks of [`BLOCK_ROWS`] rows; the
-//! queries are scored in chunks of [`QUERY_CHUNK`], one chunk per rayon task: the chunk's
-//! similarities to one bank block come from one `f32` GEMM (faer, sequential inside the
-//! task), and a per-query candidate buffer keeps the `k` best keys seen so far. No
-//! `[queries, bank]` matrix is ever formed.
+//! queries are scored in chunks of at most [`QUERY_CHUNK`] (as many chunks as that needs,
+//! of equal length), one chunk per rayon task: the chunk's keys against one bank block come
+//! from one `f32` GEMM (faer, sequential inside the task; for KNN it adds `−2 q·b` onto
+//! `‖q‖² + ‖b‖²`), and a per-query candidate buffer keeps the `k` smallest keys seen so far
+//! (a vector compare of 16 keys at a time with its threshold, a selection when it fills).
+//! No `[queries, bank]` matrix is ever formed.
 //!
 //! Peak memory while scoring, in bytes, with `N_b` bank rows of dimension `D`, `T` rayon
-//! threads, `C` = [`QUERY_CHUNK`], `B` = [`BLOCK_ROWS`] and `k` neighbours:
+//! threads, `C` ≤ [`QUERY_CHUNK`] queries per chunk, `B` = [`BLOCK_ROWS`] and `k` neighbours:
 //!
 //! `4·N_b·D` (the bank) `+ 4·N_b` (its squared norms, KNN only)
-//! `+ T·4·C·(D + B + 2k + 256)` (per task: the normalised chunk, one block of
-//! similarities, the candidate buffers) `+ 20·n` (per-query results and the scores of `n` queries).
+//! `+ T·4·C·(D + 2B + 2k + 16)` (per task: the normalised chunk, its keys against one block,
+//! the candidate buffers of `2k + B` keys and their bookkeeping)
+//! `+ 20·n` (per-query results and the scores of `n` queries).
 //!
 //! The fit holds the bank plus one batch of the source (and, while a block fills, at most
 //! one partly used block of `4·B·D` bytes).
 //!
-//! Scores do not depend on the number of threads: the chunks are fixed (`C` consecutive
-//! queries), each chunk is searched by one task with a sequential GEMM, and the bank is
+//! Scores do not depend on the number of threads: the chunks depend on the number of
+//! queries alone, each chunk is searched by one task with a sequential GEMM, and the bank is
 //! visited in the same order for every chunk.
 
 use std::fmt;
@@ -34,11 +37,15 @@ use super::logit::{logsumexp, with_params};
 use super::{validate_rows, Detector, FeatureBatch, FeatureSource, Head, Needs};
 use crate::error::{EvalError, Result};
 
-/// Bank rows per block: the bank is stored, and searched, in blocks of this many rows.
-const BLOCK_ROWS: usize = 2048;
+/// Bank rows per block: the bank is stored, and searched, in blocks of this many rows. A
+/// block's keys for a chunk of queries (`4·B·C` bytes) stay in a core's L2 cache, and the
+/// count is a multiple of the rows of faer's `f32` GEMM micro-kernels (96 with AVX-512, 24
+/// with AVX2), so no narrower remainder kernel runs.
+const BLOCK_ROWS: usize = 384;
 
-/// Queries searched together (one rayon task, one GEMM per bank block).
-const QUERY_CHUNK: usize = 256;
+/// At most this many queries are searched together (one rayon task, one GEMM per bank
+/// block; the GEMM repacks the bank block for every chunk, so larger chunks pack less).
+const QUERY_CHUNK: usize = 768;
 
 /// OpenOOD's `normalizer`, `x / ‖x‖₂ + 1e-10`, times `scale`, written to `out`.
 ///
@@ -68,14 +75,20 @@ pub(crate) fn keep_row(i: u64, s: f64) -> bool {
     ((i + 1) as f64 * s + 0.5).floor() > (i as f64 * s + 0.5).floor()
 }
 
-/// Which similarity the bank is searched with.
+/// Which bank is built, and which similarity it is searched with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Metric {
-    /// Squared Euclidean distance `‖q‖² + ‖b‖² − 2 q·b` (faiss `IndexFlatL2`); the key
-    /// is the distance, the smallest wins.
+    /// KNN: normalised rows; squared Euclidean distance `‖q‖² + ‖b‖² − 2 q·b` (faiss
+    /// `IndexFlatL2`). The key is the distance, the smallest wins.
     L2,
-    /// Inner product `q·b` (faiss `IndexFlatIP`); the key is `−q·b`, the smallest wins.
+    /// NNGuide: normalised rows times the `logsumexp` of their logits; inner product `q·b`
+    /// (faiss `IndexFlatIP`). The key is `−q·b`, the smallest wins.
     Ip,
+}
+
+/// `‖x‖²`, summed in `f64`, rounded to `f32` once.
+fn sq_norm(x: &[f32]) -> f32 {
+    x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32
 }
 
 /// The normalised (and, for NNGuide, energy-scaled) training features.
@@ -103,8 +116,8 @@ impl fmt::Debug for Bank {
 }
 
 /// The rows of `train` kept by the subsample `s`, normalised, each times `logsumexp` of
-/// its logits when `guide` (one pass).
-fn collect_bank(name: &str, train: &mut dyn FeatureSource, s: f64, guide: bool) -> Result<Bank> {
+/// its logits for [`Metric::Ip`] (one pass).
+fn collect_bank(name: &str, train: &mut dyn FeatureSource, s: f64, metric: Metric) -> Result<Bank> {
     let d = train.dim();
     let mut blocks: Vec<Vec<f32>> = Vec::new();
     let mut block: Vec<f32> = Vec::new();
@@ -118,7 +131,7 @@ fn collect_bank(name: &str, train: &mut dyn FeatureSource, s: f64, guide: bool) 
                 right: d,
             });
         }
-        let logits = if guide {
+        let logits = if metric == Metric::Ip {
             Some(training_logits(name, &b)?)
         } else {
             None
@@ -184,7 +197,6 @@ fn build_bank(
     k: usize,
     s: f64,
     metric: Metric,
-    guide: bool,
 ) -> Result<Bank> {
     if k == 0 {
         return Err(EvalError::InvalidDetectorParameter {
@@ -198,7 +210,7 @@ fn build_bank(
             message: format!("`subsample` = {s} must be in (0, 1]"),
         });
     }
-    let mut bank = collect_bank(name, train, s, guide)?;
+    let mut bank = collect_bank(name, train, s, metric)?;
     let n = bank.train_rows;
     if n == 0 {
         return Err(EvalError::Empty {
@@ -206,7 +218,7 @@ fn build_bank(
         });
     }
     if bank.rows < k && n >= k {
-        bank = collect_bank(name, train, k as f64 / n as f64, guide)?;
+        bank = collect_bank(name, train, k as f64 / n as f64, metric)?;
     }
     if bank.rows < k {
         return Err(EvalError::Unsupported {
@@ -222,19 +234,20 @@ fn build_bank(
         bank.norms = bank
             .blocks
             .iter()
-            .map(|b| {
-                b.chunks_exact(d)
-                    .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
-                    .collect()
-            })
+            .map(|b| b.chunks_exact(d).map(sq_norm).collect())
             .collect();
     }
     Ok(bank)
 }
 
+/// Keys compared with the threshold at a time: one vector compare, and only when a key
+/// passes are the ones below the threshold pushed.
+const LANES: usize = 16;
+
 /// The `k` smallest keys seen so far (as values; which rows they came from is not kept).
 struct TopK {
     k: usize,
+    /// Candidates kept before a selection: `2k + B`.
     cap: usize,
     cand: Vec<f32>,
     /// Every key `>= tau` can be dropped: `k` kept keys are `<= tau`.
@@ -243,7 +256,7 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> Self {
-        let cap = 2 * k + 256;
+        let cap = 2 * k + BLOCK_ROWS;
         Self {
             k,
             cap,
@@ -252,13 +265,44 @@ impl TopK {
         }
     }
 
-    fn extend(&mut self, keys: &[f32]) {
-        for &v in keys {
-            if v < self.tau {
-                self.cand.push(v);
-                if self.cand.len() == self.cap {
-                    self.shrink();
+    /// Offers the keys of one bank block.
+    fn offer(&mut self, mut keys: &[f32]) {
+        if self.tau == f32::INFINITY {
+            // Nothing to compare with yet: the keys go in as they come until the buffer is
+            // full, and its first selection sets the threshold.
+            let take = keys.len().min(self.cap - self.cand.len());
+            self.cand.extend_from_slice(&keys[..take]);
+            keys = &keys[take..];
+            if self.cand.len() == self.cap {
+                self.shrink();
+            }
+        }
+        let (groups, rest) = keys.as_chunks::<LANES>();
+        for group in groups {
+            // Most groups hold no key below the threshold once `k` are kept: one vector
+            // compare rejects them. Otherwise only the keys below it are pushed.
+            let tau = self.tau;
+            if group.iter().fold(false, |hit, &v| hit | (v < tau)) {
+                let mut below = group
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |m, (l, &v)| m | (u32::from(v < tau) << l));
+                while below != 0 {
+                    self.push(group[below.trailing_zeros() as usize]);
+                    below &= below - 1;
                 }
+            }
+        }
+        for &v in rest {
+            self.push(v);
+        }
+    }
+
+    fn push(&mut self, v: f32) {
+        if v < self.tau {
+            self.cand.push(v);
+            if self.cand.len() >= self.cap {
+                self.shrink();
             }
         }
     }
@@ -277,13 +321,21 @@ impl TopK {
     }
 }
 
+/// Queries per chunk for `n` queries: the `⌈n / C⌉` chunks share them evenly (so that no
+/// short last chunk leaves a thread idle), and depend on `n` alone (so do the scores).
+fn chunk_len(n: usize) -> usize {
+    n.div_ceil(n.div_ceil(QUERY_CHUNK).max(1)).max(1)
+}
+
 /// For every row of `queries` (raw features, row-major `[n, dim]`, normalised here): the
 /// k-th smallest key over the bank and the sum of the `k` smallest keys.
 fn search(bank: &Bank, queries: &[f32], k: usize, metric: Metric) -> Vec<(f32, f64)> {
     let d = bank.dim;
-    let mut out = vec![(0.0f32, 0.0f64); queries.len() / d];
-    out.par_chunks_mut(QUERY_CHUNK)
-        .zip(queries.par_chunks(QUERY_CHUNK * d))
+    let n = queries.len() / d;
+    let c = chunk_len(n);
+    let mut out = vec![(0.0f32, 0.0f64); n];
+    out.par_chunks_mut(c)
+        .zip(queries.par_chunks(c * d))
         .for_each(|(out, q)| search_chunk(bank, q, k, metric, out));
     out
 }
@@ -296,34 +348,36 @@ fn search_chunk(bank: &Bank, queries: &[f32], k: usize, metric: Metric, out: &mu
     for (src, dst) in queries.chunks_exact(d).zip(q.chunks_exact_mut(d)) {
         normalize_into(src, 1.0, dst);
     }
-    let q_sq: Vec<f32> = q
-        .chunks_exact(d)
-        .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
-        .collect();
+    let q_sq: Vec<f32> = match metric {
+        Metric::L2 => q.chunks_exact(d).map(sq_norm).collect(),
+        Metric::Ip => Vec::new(),
+    };
     // `[D, C]` column-major: the chunk, transposed.
     let rhs = MatRef::from_column_major_slice(&q, d, c);
-    let alpha = match metric {
-        Metric::L2 => -2.0f32,
-        Metric::Ip => -1.0f32,
-    };
     let mut tops: Vec<TopK> = (0..c).map(|_| TopK::new(k)).collect();
-    let mut sims = vec![0.0f32; BLOCK_ROWS.min(bank.rows) * c];
+    let mut keys = vec![0.0f32; BLOCK_ROWS.min(bank.rows) * c];
     for (bi, block) in bank.blocks.iter().enumerate() {
         let rows = block.len() / d;
+        let keys = &mut keys[..rows * c];
         // `[rows, D]`: the row-major block as a view.
         let lhs = MatRef::from_column_major_slice(block, d, rows).transpose();
-        // `[rows, C]` column-major: query j's keys are contiguous.
-        let dst = MatMut::from_column_major_slice_mut(&mut sims[..rows * c], rows, c);
-        matmul(dst, Accum::Replace, lhs, rhs, alpha, Par::Seq);
-        for (j, top) in tops.iter_mut().enumerate() {
-            let keys = &mut sims[j * rows..(j + 1) * rows];
-            if metric == Metric::L2 {
-                let qq = q_sq[j];
-                for (x, &bb) in keys.iter_mut().zip(&bank.norms[bi]) {
-                    *x += qq + bb;
+        let (accum, alpha) = match metric {
+            Metric::L2 => {
+                // `‖q‖² + ‖b‖²`, to which the GEMM adds `−2 q·b` (faiss's order).
+                for (col, &qq) in keys.chunks_exact_mut(rows).zip(&q_sq) {
+                    for (x, &bb) in col.iter_mut().zip(&bank.norms[bi]) {
+                        *x = qq + bb;
+                    }
                 }
+                (Accum::Add, -2.0f32)
             }
-            top.extend(keys);
+            Metric::Ip => (Accum::Replace, -1.0f32),
+        };
+        // `[rows, C]` column-major: query j's keys are contiguous.
+        let dst = MatMut::from_column_major_slice_mut(keys, rows, c);
+        matmul(dst, accum, lhs, rhs, alpha, Par::Seq);
+        for (top, col) in tops.iter_mut().zip(keys.chunks_exact(rows)) {
+            top.offer(col);
         }
     }
     for (o, top) in out.iter_mut().zip(tops) {
@@ -331,26 +385,74 @@ fn search_chunk(bank: &Bank, queries: &[f32], k: usize, metric: Metric, out: &mu
     }
 }
 
-/// `name` with the parameters that differ from the defaults.
-fn spec(name: &str, k: usize, default_k: usize, subsample: f64) -> String {
-    let mut p = Vec::new();
-    if k != default_k {
-        p.push(format!("k={k}"));
-    }
-    if subsample != 1.0 {
-        p.push(format!("subsample={subsample}"));
-    }
-    with_params(name, &p)
+/// What [`Knn`] and [`NnGuide`] share: `k`, the subsample, and the bank once fitted.
+#[derive(Debug, Clone)]
+struct Searcher {
+    k: usize,
+    subsample: f64,
+    metric: Metric,
+    bank: Option<Bank>,
 }
 
-fn bank_sizes(bank: Option<&Bank>) -> Vec<(String, f64)> {
-    bank.map(|b| {
-        vec![
-            ("bank_size".into(), b.rows as f64),
-            ("train_size".into(), b.train_rows as f64),
-        ]
-    })
-    .unwrap_or_default()
+impl Searcher {
+    fn new(k: usize, subsample: f64, metric: Metric) -> Self {
+        Self {
+            k,
+            subsample,
+            metric,
+            bank: None,
+        }
+    }
+
+    /// `name` with the parameters that differ from the defaults.
+    fn spec(&self, name: &str, default_k: usize) -> String {
+        let mut p = Vec::new();
+        if self.k != default_k {
+            p.push(format!("k={}", self.k));
+        }
+        if self.subsample != 1.0 {
+            p.push(format!("subsample={}", self.subsample));
+        }
+        with_params(name, &p)
+    }
+
+    /// Builds the bank (unfitted if that fails).
+    fn fit(&mut self, name: &str, train: &mut dyn FeatureSource) -> Result<()> {
+        self.bank = None;
+        self.bank = Some(build_bank(
+            name,
+            train,
+            self.k,
+            self.subsample,
+            self.metric,
+        )?);
+        Ok(())
+    }
+
+    fn fitted(&self) -> Vec<(String, f64)> {
+        self.bank
+            .as_ref()
+            .map(|b| {
+                vec![
+                    ("bank_size".into(), b.rows as f64),
+                    ("train_size".into(), b.train_rows as f64),
+                ]
+            })
+            .unwrap_or_default()
+    }
+
+    /// The fitted bank and the checked query features with their number of rows.
+    fn queries<'f>(
+        &self,
+        name: &str,
+        features: Option<&'f [f32]>,
+    ) -> Result<(&Bank, &'f [f32], usize)> {
+        let bank = self.bank.as_ref().ok_or_else(|| EvalError::NotFitted {
+            detector: name.to_string(),
+        })?;
+        let (f, n) = check_features(name, features, bank.dim)?;
+        Ok((bank, f, n))
+    }
 }
 
 /// KNN: minus the squared Euclidean distance from the normalised feature to its `k`-th
@@ -370,31 +472,23 @@ fn bank_sizes(bank: Option<&Bank>) -> Vec<(String, f64)> {
 ///
 /// The bank is exact brute force, in `f32`, searched by blocked `f32` GEMMs. Peak memory
 /// while scoring, in bytes, for a bank of `N_b` rows of dimension `D`, `T` rayon threads,
-/// `C = 256` queries per chunk, `B = 2048` bank rows per block and `n` queries:
-/// `4·N_b·(D + 1) + T·4·C·(D + B + 2k + 256) + 20·n`; the fit holds `4·N_b·D` plus one
+/// `C ≤ 768` queries per chunk, `B = 384` bank rows per block and `n` queries:
+/// `4·N_b·(D + 1) + T·4·C·(D + 2B + 2k + 16) + 20·n`; the fit holds `4·N_b·D` plus one
 /// batch of the source and one partly filled block (`≤ 4·B·D`). Scores are identical
 /// whatever the thread count.
 #[derive(Debug, Clone)]
-pub struct Knn {
-    k: usize,
-    subsample: f64,
-    bank: Option<Bank>,
-}
+pub struct Knn(Searcher);
 
 impl Knn {
     /// KNN with `k` neighbours on a subsample `subsample ∈ (0, 1]` of the training set.
     pub fn new(k: usize, subsample: f64) -> Self {
-        Self {
-            k,
-            subsample,
-            bank: None,
-        }
+        Self(Searcher::new(k, subsample, Metric::L2))
     }
 }
 
 impl Detector for Knn {
     fn name(&self) -> String {
-        spec("knn", self.k, 50, self.subsample)
+        self.0.spec("knn", 50)
     }
 
     fn needs(&self) -> Needs {
@@ -406,28 +500,16 @@ impl Detector for Knn {
     }
 
     fn fit(&mut self, train: &mut dyn FeatureSource, _head: Option<&Head>) -> Result<()> {
-        self.bank = None;
-        self.bank = Some(build_bank(
-            &self.name(),
-            train,
-            self.k,
-            self.subsample,
-            Metric::L2,
-            false,
-        )?);
-        Ok(())
+        self.0.fit(&self.name(), train)
     }
 
     fn fitted(&self) -> Vec<(String, f64)> {
-        bank_sizes(self.bank.as_ref())
+        self.0.fitted()
     }
 
     fn score(&self, _logits: &[f32], _k: usize, features: Option<&[f32]>) -> Result<Vec<f32>> {
-        let bank = self.bank.as_ref().ok_or_else(|| EvalError::NotFitted {
-            detector: self.name(),
-        })?;
-        let (f, _) = check_features(&self.name(), features, bank.dim)?;
-        Ok(search(bank, f, self.k, Metric::L2)
+        let (bank, f, _) = self.0.queries(&self.name(), features)?;
+        Ok(search(bank, f, self.0.k, self.0.metric)
             .into_iter()
             .map(|(kth, _)| -kth.max(0.0))
             .collect())
@@ -447,26 +529,18 @@ impl Detector for Knn {
 /// plays that part with evenly spaced rows (the rule of [`Knn`]), and defaults to the
 /// whole set. Memory and speed as for [`Knn`], less the `4·N_b` bytes of bank norms.
 #[derive(Debug, Clone)]
-pub struct NnGuide {
-    k: usize,
-    subsample: f64,
-    bank: Option<Bank>,
-}
+pub struct NnGuide(Searcher);
 
 impl NnGuide {
     /// NNGuide with `k` neighbours on a subsample `subsample ∈ (0, 1]` of the training set.
     pub fn new(k: usize, subsample: f64) -> Self {
-        Self {
-            k,
-            subsample,
-            bank: None,
-        }
+        Self(Searcher::new(k, subsample, Metric::Ip))
     }
 }
 
 impl Detector for NnGuide {
     fn name(&self) -> String {
-        spec("nnguide", self.k, 100, self.subsample)
+        self.0.spec("nnguide", 100)
     }
 
     fn needs(&self) -> Needs {
@@ -479,20 +553,11 @@ impl Detector for NnGuide {
     }
 
     fn fit(&mut self, train: &mut dyn FeatureSource, _head: Option<&Head>) -> Result<()> {
-        self.bank = None;
-        self.bank = Some(build_bank(
-            &self.name(),
-            train,
-            self.k,
-            self.subsample,
-            Metric::Ip,
-            true,
-        )?);
-        Ok(())
+        self.0.fit(&self.name(), train)
     }
 
     fn fitted(&self) -> Vec<(String, f64)> {
-        bank_sizes(self.bank.as_ref())
+        self.0.fitted()
     }
 
     fn score(
@@ -501,10 +566,7 @@ impl Detector for NnGuide {
         num_classes: usize,
         features: Option<&[f32]>,
     ) -> Result<Vec<f32>> {
-        let bank = self.bank.as_ref().ok_or_else(|| EvalError::NotFitted {
-            detector: self.name(),
-        })?;
-        let (f, n) = check_features(&self.name(), features, bank.dim)?;
+        let (bank, f, n) = self.0.queries(&self.name(), features)?;
         let rows = validate_rows("logits", logits, num_classes)?;
         if rows != n {
             return Err(EvalError::LengthMismatch {
@@ -513,8 +575,8 @@ impl Detector for NnGuide {
                 right: rows,
             });
         }
-        let k = self.k as f64;
-        Ok(search(bank, f, self.k, Metric::Ip)
+        let k = self.0.k as f64;
+        Ok(search(bank, f, self.0.k, self.0.metric)
             .into_iter()
             .zip(logits.chunks_exact(num_classes))
             .map(|((_, neg_sum), z)| (-neg_sum / k * logsumexp(z)) as f32)
@@ -629,11 +691,12 @@ mod tests {
     }
 
     /// The k-th nearest squared distance and the NNGuide score, brute force in `f64`, on
-    /// 2,500 training rows (two bank blocks, the second partial) and 300 queries (two
-    /// chunks), D = 19; includes queries equal to bank rows (distance 0).
+    /// 2,500 training rows (seven bank blocks, the last partial) and 800 queries (two
+    /// chunks), D = 19, with `k` from 1 to more than a block; includes queries equal to bank
+    /// rows (distance 0).
     #[test]
     fn knn_and_nnguide_match_brute_force() {
-        let (n, m, d, c) = (2_500, 300, 19, 4);
+        let (n, m, d, c) = (2_500, 800, 19, 4);
         let mut rng = Lcg(42);
         let train = rng.features(n, d);
         let train_logits: Vec<f32> = (0..n * c).map(|_| rng.next() * 8.0 - 2.0).collect();
@@ -650,7 +713,7 @@ mod tests {
             .unwrap()
             .with_logits(train_logits, c)
             .unwrap();
-        for k in [1, 7, 50] {
+        for k in [1, 7, 50, 700] {
             let mut knn = Knn::new(k, 1.0);
             knn.fit(&mut source.clone().with_batch_size(333), None)
                 .unwrap();
@@ -690,13 +753,29 @@ mod tests {
         }
     }
 
+    /// Chunks of at most `QUERY_CHUNK` queries, of equal length (the last one shorter by
+    /// less than the number of chunks).
+    #[test]
+    fn chunks_are_even() {
+        for (n, c) in [
+            (0, 1),
+            (1, 1),
+            (768, 768),
+            (769, 385),
+            (1_537, 513),
+            (10_000, 715),
+        ] {
+            assert_eq!(chunk_len(n), c, "{n} queries");
+        }
+    }
+
     /// The same scores with 1 or 3 threads, bit for bit.
     #[test]
     fn scores_do_not_depend_on_the_thread_count() {
         let d = 33;
         let mut rng = Lcg(7);
         let train = rng.features(3_000, d);
-        let queries = rng.features(700, d);
+        let queries = rng.features(1_000, d);
         let det = fitted_knn(10, 1.0, &train, d);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
