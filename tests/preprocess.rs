@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use burn::backend::Flex;
 use trainer::run::infer::{infer, network_outputs};
-use trainer::run::preprocess::score_through_network;
+use trainer::run::preprocess::{through_network, Collect};
 use unseen_backbones::weights::read_tensors;
 use unseen_backbones::{hub, Backbone, BackboneSpec};
 use unseen_data::ImageSet;
@@ -113,7 +113,18 @@ fn odin_and_mds_ensemble_match_pytorch() {
     assert_close_by("layers", &rows[0].values, &want, 1e-4, |_| peak);
 
     let score = |det: &dyn Detector| {
-        score_through_network(&model, det, &queries, "queries", &MEAN, &STD, 5, &dev).unwrap()
+        through_network(
+            &model,
+            det,
+            &queries,
+            "queries",
+            &MEAN,
+            &STD,
+            5,
+            &dev,
+            Collect::Scores,
+        )
+        .unwrap()
     };
     let odin = detector_from_name("odin").unwrap();
     assert_close("odin", &score(odin.as_ref()), &t("odin"), 1e-4);

@@ -17,7 +17,7 @@ use unseen_eval::detectors::{Detector, OutputGradient, Outputs, Perturbation};
 
 use crate::run::infer::{check_finite_from, for_each_input, network_outputs, Rows};
 
-/// Whether `det` must run through the network ([`score_through_network`]) rather than on
+/// Whether `det` must run through the network ([`through_network`]) rather than on
 /// a set's cached penultimate features and logits.
 pub fn runs_through_network(det: &dyn Detector) -> bool {
     det.needs().layers || det.perturbation().is_some()
@@ -38,16 +38,25 @@ fn as_outputs<'a>((f, l): &'a (Rows, Rows)) -> Outputs<'a> {
     }
 }
 
-/// The scores of `det` on every image of `set` (named `set_name` in errors), running the
-/// network over it: with the layers side by side when the detector reads them, and with
-/// its input pre-processing when it has one. Images are normalised with `mean` / `std`,
-/// and the pre-processing step is divided by `std` per channel.
+/// What [`through_network`] collects per image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collect {
+    /// The detector's score ([`Detector::score_passes`]).
+    Scores,
+    /// The score's weighted components, row-major ([`Detector::components`]).
+    Components,
+}
+
+/// The scores (or components) of `det` on every image of `set` (named `set_name` in
+/// errors), running the network over it: with the layers side by side when the detector
+/// reads them, and with its input pre-processing when it has one. Images are normalised
+/// with `mean` / `std`, and the pre-processing step is divided by `std` per channel.
 ///
 /// # Errors
 /// A network without the layers the detector needs, a missing input gradient, non-finite
 /// outputs (naming the image), the detector's own errors.
 #[allow(clippy::too_many_arguments)]
-pub fn score_through_network<B: Backend>(
+pub fn through_network<B: Backend>(
     model: &Backbone<B>,
     det: &dyn Detector,
     set: &Arc<ImageSet>,
@@ -56,36 +65,15 @@ pub fn score_through_network<B: Backend>(
     std: &[f32],
     batch_size: usize,
     device: &B::Device,
+    collect: Collect,
 ) -> Result<Vec<f32>> {
-    let mut scores = Vec::with_capacity(set.len());
+    let mut out = Vec::with_capacity(set.len());
     let norm = (mean, std, batch_size);
     for_each_pass_batch(model, det, set, set_name, norm, device, |passes| {
-        scores.extend(det.score_passes(passes)?);
-        Ok(())
-    })?;
-    Ok(scores)
-}
-
-/// [`Detector::components`] of `det` on every image of `set`, row-major, through the
-/// network as [`score_through_network`] runs it.
-///
-/// # Errors
-/// As [`score_through_network`].
-#[allow(clippy::too_many_arguments)]
-pub fn components_through_network<B: Backend>(
-    model: &Backbone<B>,
-    det: &dyn Detector,
-    set: &Arc<ImageSet>,
-    set_name: &str,
-    mean: &[f32],
-    std: &[f32],
-    batch_size: usize,
-    device: &B::Device,
-) -> Result<Vec<f32>> {
-    let mut out = Vec::with_capacity(set.len() * det.num_components());
-    let norm = (mean, std, batch_size);
-    for_each_pass_batch(model, det, set, set_name, norm, device, |passes| {
-        out.extend(det.components(passes)?);
+        out.extend(match collect {
+            Collect::Scores => det.score_passes(passes)?,
+            Collect::Components => det.components(passes)?,
+        });
         Ok(())
     })?;
     Ok(out)
@@ -210,10 +198,10 @@ fn perturb<B: Backend>(
 
 /// The scores of `det` on `set` (named `set_name` in errors): from `rows`, the set's cached
 /// penultimate features and logits, for a detector that reads only those; through the
-/// network ([`score_through_network`], normalised as `cfg` says) for the others.
+/// network ([`through_network`], normalised as `cfg` says) for the others.
 ///
 /// # Errors
-/// As [`score_through_network`] or [`Detector::score`].
+/// As [`through_network`] or [`Detector::score`].
 pub fn score_set<B: Backend>(
     model: &Backbone<B>,
     det: &dyn Detector,
@@ -225,7 +213,7 @@ pub fn score_set<B: Backend>(
 ) -> Result<Vec<f32>> {
     if runs_through_network(det) {
         let (mean, std) = (&cfg.data.augment.mean, &cfg.data.augment.std);
-        score_through_network(
+        through_network(
             model,
             det,
             set,
@@ -234,6 +222,7 @@ pub fn score_set<B: Backend>(
             std,
             cfg.eval.batch_size,
             device,
+            Collect::Scores,
         )
     } else {
         let (f, l) = rows;

@@ -16,7 +16,7 @@ use crate::run::data::ExperimentData;
 use crate::run::detect::{FittedDetector, Fitter};
 use crate::run::infer::features_and_logits;
 use crate::run::infer::Rows;
-use crate::run::preprocess::{components_through_network, score_set};
+use crate::run::preprocess::{score_set, through_network, Collect};
 use std::sync::Arc;
 use unseen_data::ImageSet;
 
@@ -190,13 +190,23 @@ fn fit_weights<B: Backend>(
         &cfg.data.augment.std,
         cfg.eval.batch_size,
     );
-    let id =
-        components_through_network(model, &*det, id_set, "data.id_val", mean, std, bs, device)?;
+    let components = Collect::Components;
+    let id = through_network(
+        model,
+        &*det,
+        id_set,
+        "data.id_val",
+        mean,
+        std,
+        bs,
+        device,
+        components,
+    )?;
     let mut all_ood = Vec::new();
     for (name, set, _) in ood {
         let where_ = format!("OOD validation set {name}");
-        all_ood.extend(components_through_network(
-            model, &*det, set, &where_, mean, std, bs, device,
+        all_ood.extend(through_network(
+            model, &*det, set, &where_, mean, std, bs, device, components,
         )?);
     }
     let name = det.name();
