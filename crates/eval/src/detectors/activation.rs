@@ -136,32 +136,29 @@ fn fit_head(name: &str, train: &mut dyn FeatureSource, head: Option<&Head>) -> R
     Ok(require_head(name, head, train.dim())?.clone())
 }
 
-/// ASH-B: keep the top `(100 − p)%` activations of each pooled feature, set each to the
-/// sum of all activations divided by their number, zero the rest, score with the energy.
-///
-/// Djurisic et al., "Extremely Simple Activation Shaping for Out-of-Distribution
-/// Detection", ICLR 2023; OpenOOD `ash_postprocessor.py` (`ash_b`, `percentile = 90`,
-/// applied to the pooled penultimate feature).
+/// What ASH and SCALE share: a percentile `p`, the head kept by the fit, and the energy
+/// of each feature row reshaped by a rule that sees the row and `k`, the number of top
+/// activations `p` keeps.
 #[derive(Debug, Clone)]
-pub struct Ash {
+struct Shaping {
+    name: &'static str,
+    default_p: f64,
     p: f64,
     head: Option<Head>,
 }
 
-impl Ash {
-    /// ASH-B at percentile `p`.
-    pub fn new(p: f64) -> Self {
-        Self { p, head: None }
+impl Shaping {
+    fn new(name: &'static str, default_p: f64, p: f64) -> Self {
+        Self {
+            name,
+            default_p,
+            p,
+            head: None,
+        }
     }
-}
 
-impl Detector for Ash {
     fn name(&self) -> String {
-        percentile_param("ash", self.p, 90.0)
-    }
-
-    fn needs(&self) -> Needs {
-        needs_head()
+        percentile_param(self.name, self.p, self.default_p)
     }
 
     fn fit(&mut self, train: &mut dyn FeatureSource, head: Option<&Head>) -> Result<()> {
@@ -169,19 +166,57 @@ impl Detector for Ash {
         Ok(())
     }
 
-    fn score(&self, _logits: &[f32], _k: usize, features: Option<&[f32]>) -> Result<Vec<f32>> {
+    fn score(
+        &self,
+        features: Option<&[f32]>,
+        reshape: impl Fn(&[f32], usize, &mut [f32]),
+    ) -> Result<Vec<f32>> {
         let head = self.head.as_ref().ok_or_else(|| EvalError::NotFitted {
             detector: self.name(),
         })?;
-        let (f, _) = check_features("ash", features, head.dim())?;
+        let (f, _) = check_features(self.name, features, head.dim())?;
         let k = kept(head.dim(), self.p);
-        Ok(reshape_and_score(head, f, |row, out| {
+        Ok(reshape_and_score(head, f, |row, out| reshape(row, k, out)))
+    }
+}
+
+/// ASH-B: keep the top `(100 − p)%` activations of each pooled feature, set each to the
+/// sum of all activations divided by their number, zero the rest, score with the energy.
+///
+/// Djurisic et al., "Extremely Simple Activation Shaping for Out-of-Distribution
+/// Detection", ICLR 2023; OpenOOD `ash_postprocessor.py` (`ash_b`, `percentile = 90`,
+/// applied to the pooled penultimate feature).
+#[derive(Debug, Clone)]
+pub struct Ash(Shaping);
+
+impl Ash {
+    /// ASH-B at percentile `p`.
+    pub fn new(p: f64) -> Self {
+        Self(Shaping::new("ash", 90.0, p))
+    }
+}
+
+impl Detector for Ash {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+
+    fn needs(&self) -> Needs {
+        needs_head()
+    }
+
+    fn fit(&mut self, train: &mut dyn FeatureSource, head: Option<&Head>) -> Result<()> {
+        self.0.fit(train, head)
+    }
+
+    fn score(&self, _logits: &[f32], _k: usize, features: Option<&[f32]>) -> Result<Vec<f32>> {
+        self.0.score(features, |row, k, out| {
             let s1: f64 = row.iter().map(|&v| f64::from(v)).sum();
             let fill = (s1 / k as f64) as f32;
             for i in top_k(row, k) {
                 out[i] = fill;
             }
-        }))
+        })
     }
 }
 
@@ -191,21 +226,18 @@ impl Detector for Ash {
 /// Xu et al., "Scaling for Training Time and Post-hoc Out-of-distribution Detection
 /// Enhancement", ICLR 2024; OpenOOD `scale_postprocessor.py` (`percentile = 85`).
 #[derive(Debug, Clone)]
-pub struct Scale {
-    p: f64,
-    head: Option<Head>,
-}
+pub struct Scale(Shaping);
 
 impl Scale {
     /// SCALE at percentile `p`.
     pub fn new(p: f64) -> Self {
-        Self { p, head: None }
+        Self(Shaping::new("scale", 85.0, p))
     }
 }
 
 impl Detector for Scale {
     fn name(&self) -> String {
-        percentile_param("scale", self.p, 85.0)
+        self.0.name()
     }
 
     fn needs(&self) -> Needs {
@@ -213,24 +245,18 @@ impl Detector for Scale {
     }
 
     fn fit(&mut self, train: &mut dyn FeatureSource, head: Option<&Head>) -> Result<()> {
-        self.head = Some(fit_head(&self.name(), train, head)?);
-        Ok(())
+        self.0.fit(train, head)
     }
 
     fn score(&self, _logits: &[f32], _k: usize, features: Option<&[f32]>) -> Result<Vec<f32>> {
-        let head = self.head.as_ref().ok_or_else(|| EvalError::NotFitted {
-            detector: self.name(),
-        })?;
-        let (f, _) = check_features("scale", features, head.dim())?;
-        let k = kept(head.dim(), self.p);
-        Ok(reshape_and_score(head, f, |row, out| {
+        self.0.score(features, |row, k, out| {
             let s1: f64 = row.iter().map(|&v| f64::from(v)).sum();
             let s2: f64 = top_k(row, k).iter().map(|&i| f64::from(row[i])).sum();
             let factor = (s1 / s2).exp();
             for (o, &v) in out.iter_mut().zip(row) {
                 *o = (f64::from(v) * factor) as f32;
             }
-        }))
+        })
     }
 }
 
