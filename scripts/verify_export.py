@@ -68,7 +68,25 @@ def build(info):
         m.maxpool = nn.Identity()
     else:
         m.conv1 = nn.Conv2d(tv["in_channels"], w, 7, 2, 3, bias=False)
+    if not tv.get("last_relu", True):
+        skip_last_relu(m.layer4[-1])
     return m
+
+
+def skip_last_relu(blk):
+    """`[model] last_relu = false`: the last block returns its residual sum before the final
+    ReLU. torchvision's blocks share one `relu` module between their activations, so the
+    block's forward is replaced (same parameters, same state-dict keys)."""
+
+    def forward(x):
+        identity = blk.downsample(x) if blk.downsample is not None else x
+        out = blk.relu(blk.bn1(blk.conv1(x)))
+        out = blk.bn2(blk.conv2(out))
+        if isinstance(blk, Bottleneck):
+            out = blk.bn3(blk.conv3(blk.relu(out)))
+        return out + identity
+
+    blk.forward = forward
 
 
 def features(m, x):

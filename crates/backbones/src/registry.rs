@@ -49,6 +49,11 @@ pub struct BackboneSpec {
     /// `grad_from_block = 11`. Unset: train everything.
     #[serde(default)]
     pub grad_from_block: Option<usize>,
+    /// ResNets: `false` drops the ReLU at the end of the last residual block, so that the
+    /// features are signed (see [`crate::resnet::ResNet::last_relu`]); unset: torchvision's
+    /// network, with it. Same parameters either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_relu: Option<bool>,
 }
 
 fn default_in_channels() -> usize {
@@ -112,6 +117,7 @@ impl BackboneSpec {
             num_classes: None,
             img_size: None,
             grad_from_block: None,
+            last_relu: None,
         }
     }
 
@@ -155,9 +161,9 @@ impl BackboneSpec {
                 self.name
             )));
         }
-        if fam != Family::ResNet && self.width.is_some() {
+        if fam != Family::ResNet && (self.width.is_some() || self.last_relu.is_some()) {
             return Err(BackboneError::InvalidSpec(format!(
-                "width applies to ResNet backbones only, not `{}`",
+                "width and last_relu apply to ResNet backbones only, not `{}`",
                 self.name
             )));
         }
@@ -248,7 +254,8 @@ impl BackboneSpec {
         Ok(ResNetConfig::new(block, layers, num_classes)
             .with_stem(stem)
             .with_in_channels(self.in_channels)
-            .with_base_width(width))
+            .with_base_width(width)
+            .with_last_relu(self.last_relu.unwrap_or(true)))
     }
 
     /// How to build the same network in PyTorch, for an export's `FILE.json`: the library
@@ -286,6 +293,8 @@ impl BackboneSpec {
                         Stem::Cifar => "cifar",
                         Stem::ImageNet => "imagenet",
                     },
+                    // false: the last block's final ReLU is skipped (same parameters).
+                    "last_relu": rc.last_relu,
                 })
             }
             Family::Wrn => {

@@ -76,6 +76,11 @@ pub struct ResNetConfig {
     /// smaller for quick CPU runs).
     #[config(default = 64)]
     pub base_width: usize,
+    /// Apply the ReLU at the end of the last residual block (torchvision: always). Without
+    /// it the features are signed rather than confined to the non-negative orthant, which
+    /// cosine-prototype heads assume (see [`ResNet::last_relu`]).
+    #[config(default = true)]
+    pub last_relu: bool,
 }
 
 /// 3x3 convolution, padding 1, no bias (torchvision's `conv3x3`).
@@ -169,6 +174,14 @@ impl<B: Backend> Block<B> {
     /// # Shapes
     /// - input `[batch, in, h, w]` -> `[batch, width * expansion, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        relu(self.forward_pre_activation(x))
+    }
+
+    /// The block's output before its final ReLU: residual branch plus shortcut.
+    ///
+    /// # Shapes
+    /// - as [`Block::forward`]
+    pub fn forward_pre_activation(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let identity = match &self.downsample {
             Some(d) => d.forward(x.clone()),
             None => x.clone(),
@@ -178,7 +191,7 @@ impl<B: Backend> Block<B> {
         if let (Some(c3), Some(b3)) = (&self.conv3, &self.bn3) {
             out = b3.forward(c3.forward(relu(out)));
         }
-        relu(out + identity)
+        out + identity
     }
 }
 
@@ -194,6 +207,15 @@ pub struct ResNet<B: Backend> {
     layer4: Vec<Block<B>>,
     avgpool: AdaptiveAvgPool2d,
     fc: Linear<B>,
+    /// Whether the last block ends with its ReLU (a constant, not saved in records; the
+    /// parameters are the same either way). `false` makes the pooled features the sum of
+    /// the last block's residual branch and shortcut before the activation, as
+    /// "pre-ReLU" features: signed, so that L2-normalised features are not all within 90°
+    /// of each other. Cosine classifiers over learnt prototypes (SimGCD, ProtoGCD) were
+    /// designed on ViT features (after a LayerNorm, signed); on post-ReLU features a
+    /// prototype pushed away from the labelled classes ends up pointing away from every
+    /// image and is never predicted again.
+    pub last_relu: bool,
 }
 
 impl ResNetConfig {
@@ -246,6 +268,7 @@ impl ResNetConfig {
             layer4,
             avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: LinearConfig::new(feat, self.num_classes).init(device),
+            last_relu: self.last_relu,
         }
     }
 }
@@ -322,12 +345,20 @@ impl<B: Backend> ResNet<B> {
         if let Some(mp) = &self.maxpool {
             x = mp.forward(x);
         }
-        for stage in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
+        let stages = [&self.layer1, &self.layer2, &self.layer3, &self.layer4];
+        let blocks = stages.iter().map(|s| s.len()).sum::<usize>();
+        let mut seen = 0;
+        for stage in stages {
             if let Some(t) = taps.as_deref_mut() {
                 t.push(self.pool(x.clone()));
             }
             for blk in stage {
-                x = blk.forward(x);
+                seen += 1;
+                x = if seen == blocks && !self.last_relu {
+                    blk.forward_pre_activation(x)
+                } else {
+                    blk.forward(x)
+                };
             }
         }
         self.pool(x)
@@ -433,6 +464,68 @@ mod tests {
         assert_eq!(f.dims(), [2, 64]);
         assert_eq!(m.forward_head(f).dims(), [2, 6]);
         assert_eq!(m.feature_dim(), 64);
+    }
+
+    /// `last_relu = false` changes the last block's output only: the same parameters give
+    /// features that are the pooled pre-activation, with negative entries, whose positive
+    /// part pools to the usual features wherever the pre-activation has one sign per
+    /// channel. Checked here on a 1x1 output map (28 px through three stride-2 stages of a
+    /// 4 px input would be 1x1), where pooling is the identity: `relu(pre) == post`.
+    #[test]
+    fn last_relu_false_gives_the_pre_activation() {
+        let dev = Default::default();
+        let cfg = ResNetConfig::new(BlockKind::Basic, [1, 1, 1, 1], 3)
+            .with_in_channels(1)
+            .with_base_width(4);
+        // burn initialises parameters lazily (two clones of a fresh module would draw
+        // different weights): a load materialises them once.
+        let with = cfg
+            .init::<TB>(&dev)
+            .load_record(cfg.init::<TB>(&dev).into_record());
+        assert!(with.last_relu);
+        let without = cfg
+            .clone()
+            .with_last_relu(false)
+            .init::<TB>(&dev)
+            .load_record(with.clone().into_record());
+        assert!(!without.last_relu, "the flag is not part of the record");
+        let w = |m: &ResNet<TB>| m.conv1.weight.val().into_data().to_vec::<f32>().unwrap();
+        assert_eq!(w(&with), w(&without));
+        let mut r = 7u64;
+        let x: Vec<f32> = (0..2 * 8 * 8)
+            .map(|_| {
+                r = r
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((r >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect();
+        let x = Tensor::<TB, 4>::from_data(TensorData::new(x, [2, 1, 8, 8]), &dev);
+        let post = with
+            .forward_features(x.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let pre = without
+            .forward_features(x.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert!(post.iter().all(|&v| v >= 0.0));
+        assert!(pre.iter().any(|&v| v < 0.0), "{pre:?}");
+        for (a, b) in pre.iter().zip(&post) {
+            assert!((a.max(0.0) - b).abs() < 1e-6, "{a} {b}");
+        }
+        // The last layer of forward_layers is still forward_features.
+        let layers = without.forward_layers(x);
+        let last = layers
+            .last()
+            .unwrap()
+            .clone()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(last, pre);
     }
 
     #[test]
