@@ -28,12 +28,27 @@ pub struct Projector<B: Backend> {
     pub fc3: Linear<B>,
 }
 
+/// A `d_in -> d_out` linear layer initialised as `DINOHead._init_weights` does:
+/// `trunc_normal_(weight, std=0.02)` (its cut at ±2 is 100 standard deviations out, so a
+/// plain normal) and a zero bias.
+fn dino_linear<B: Backend>(d_in: usize, d_out: usize, rng: &mut Rng, dev: &B::Device) -> Linear<B> {
+    let mut layer = LinearConfig::new(d_in, d_out).init(dev);
+    // burn's layout is [in, out]; every entry is an independent draw, so the order of the
+    // draws only has to be fixed, not PyTorch's.
+    let w: Vec<f32> = (0..d_in * d_out)
+        .map(|_| (0.02 * rng.normal()) as f32)
+        .collect();
+    layer.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), dev));
+    layer.bias = Some(Param::from_tensor(Tensor::zeros([d_out], dev)));
+    layer
+}
+
 impl<B: Backend> Projector<B> {
-    fn new(d: usize, hidden: usize, out: usize, dev: &B::Device) -> Self {
+    fn new(d: usize, hidden: usize, out: usize, rng: &mut Rng, dev: &B::Device) -> Self {
         Self {
-            fc1: LinearConfig::new(d, hidden).init(dev),
-            fc2: LinearConfig::new(hidden, hidden).init(dev),
-            fc3: LinearConfig::new(hidden, out).init(dev),
+            fc1: dino_linear(d, hidden, rng, dev),
+            fc2: dino_linear(hidden, hidden, rng, dev),
+            fc3: dino_linear(hidden, out, rng, dev),
         }
     }
 
@@ -101,11 +116,15 @@ pub fn build_model<B: Backend>(
     let backbone = crate::run::build::build_backbone::<B>(&spec, k, img, cfg.seed, device, false)?;
     let d = backbone.feature_dim();
     let mut rng = Rng::stream(cfg.seed, "gcd-heads");
-    let projector = unseen_backbones::init::reinit(
-        Projector::new(d, sec.proj_hidden, sec.proj_dim, device),
-        &mut || rng.next_f64(),
-    );
-    let protos: Vec<f32> = (0..k * d).map(|_| rng.normal() as f32).collect();
+    let projector = Projector::new(d, sec.proj_hidden, sec.proj_dim, &mut rng, device);
+    // The prototypes are the `weight_v` of the official weight-normalised `nn.Linear(d, K)`
+    // (`prototype_layer` / `last_layer`), created after `_init_weights` ran and so left at
+    // PyTorch's default `U(±1/√d)`: rows of norm about 0.58. The scale matters although the
+    // forward pass normalises them: the gradient reaching `v` through `v/‖v‖` shrinks as
+    // 1/‖v‖, so SGD turns a prototype by about lr·‖∂L/∂ĉ‖/‖v‖² per step. Unit-normal rows
+    // (norm √d ≈ 11 at d = 128) turned ~370 times slower than the reference's and the new
+    // classes' prototypes never left their random directions.
+    let protos = initial_prototypes(k, d, &mut rng);
     let prototypes = Param::from_tensor(Tensor::from_data(TensorData::new(protos, [k, d]), device));
     Ok(GcdModel {
         backbone,
@@ -114,7 +133,17 @@ pub fn build_model<B: Backend>(
     })
 }
 
-/// Labelled class means of the backbone features, written into the first `old` prototypes.
+/// `k` prototypes of width `d` as PyTorch's default `nn.Linear(d, k)` weight: `U(±1/√d)`
+/// (rows of norm about `1/√3`), row-major `[k, d]`.
+fn initial_prototypes(k: usize, d: usize, rng: &mut Rng) -> Vec<f32> {
+    let bound = 1.0 / (d as f64).sqrt();
+    (0..k * d)
+        .map(|_| (bound * (2.0 * rng.next_f64() - 1.0)) as f32)
+        .collect()
+}
+
+/// Labelled class means of the backbone features, written into the first `old` prototypes
+/// (each scaled to the initial prototypes' norm, 1/√3).
 pub fn init_prototypes<B: Backend>(
     model: GcdModel<B>,
     data: &GcdData,
@@ -141,10 +170,17 @@ pub fn init_prototypes<B: Backend>(
             sums[y * d + j] += out.values[i * d + j] as f64;
         }
     }
+    // The means are rescaled to the norm the random rows start with (`√(d/3)·(1/√d)`, PyTorch's
+    // `U(±1/√d)`), so that old and new prototypes turn at the same rate under SGD (see
+    // `build_model`); the official code copies its means from a file whose scale it does not
+    // record.
+    let target = (1.0f64 / 3.0).sqrt();
     for c in 0..k {
         if counts[c] > 0 {
+            let mean: Vec<f64> = (0..d).map(|j| sums[c * d + j] / counts[c] as f64).collect();
+            let norm = mean.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
             for j in 0..d {
-                protos[c * d + j] = (sums[c * d + j] / counts[c] as f64) as f32;
+                protos[c * d + j] = (mean[j] * target / norm) as f32;
             }
         }
     }
@@ -174,4 +210,44 @@ pub fn features_logits<B: Backend>(
     })?;
     let logits = rows.pop().unwrap_or_default();
     Ok((rows.pop().unwrap_or_default(), logits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    /// The heads start as the official `DINOHead`: projector weights `N(0, 0.02²)` with zero
+    /// biases, prototypes `U(±1/√d)`. Expected values: a row of `d` draws from `U(±b)`
+    /// has `E‖v‖² = d·b²/3 = 1/3`, so norms near `0.577`; the sample standard deviation of
+    /// 128·256 normal draws is within 1% of 0.02 (its relative error is about
+    /// `1/√(2n) = 0.4%`).
+    #[test]
+    fn heads_start_at_the_official_scale() {
+        let mut rng = Rng::stream(0, "gcd-heads");
+        let (k, d) = (10, 128);
+        let p = initial_prototypes(k, d, &mut rng);
+        for row in p.chunks_exact(d) {
+            let n = row
+                .iter()
+                .map(|&v| f64::from(v).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!((0.5..0.66).contains(&n), "prototype norm {n}");
+        }
+        let proj = Projector::<Flex>::new(d, 256, 64, &mut rng, &Default::default());
+        let w = proj.fc1.weight.val().into_data().to_vec::<f32>().unwrap();
+        let sd = (w.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+        assert!((sd - 0.02).abs() < 2e-4, "projector std {sd}");
+        let b = proj
+            .fc3
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert!(b.iter().all(|&v| v == 0.0));
+    }
 }
