@@ -1111,6 +1111,20 @@ fn check_gcd_export(recipe: &str, run: &Path, dir: &Path) {
     let v = st.tensor(&format!("1.{layer}.weight_v")).unwrap();
     assert_eq!(v.shape(), [10, 64]);
     let v = f32s(v.data());
+    // metrics.json's head statistics describe these prototypes.
+    let norms: Vec<f64> = v
+        .chunks_exact(64)
+        .map(|r| r.iter().map(|a| a * a).sum::<f64>().sqrt())
+        .collect();
+    let mean = norms.iter().sum::<f64>() / 10.0;
+    let head = &metrics(run)["gcd"]["head"];
+    let want = head["prototype_norm_mean"].as_f64().unwrap();
+    assert!(
+        (mean - want).abs() < 1e-6 * want,
+        "{recipe}: {mean} vs {want}"
+    );
+    let min = norms.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!((min - head["prototype_norm_min"].as_f64().unwrap()).abs() < 1e-6 * min);
     let f = f32s(&fbytes);
     let (lshape, lbytes) = read_tensor(&sample, "logits");
     assert_eq!(lshape, [8, 10]);
@@ -1122,6 +1136,57 @@ fn check_gcd_export(recipe: &str, run: &Path, dir: &Path) {
             let vc = &v[c * 64..(c + 1) * 64];
             let cos = fi.iter().zip(vc).map(|(a, b)| a * b).sum::<f64>() / norm(fi) / norm(vc);
             assert!((logits[i * 10 + c] - cos).abs() < 1e-5, "{recipe} {i} {c}");
+        }
+    }
+}
+
+/// `trainer embed --train-split` of a GCD run: the `labelled` mask marks the 60 images the
+/// run saw labelled, the other rows are the unlabelled images in `predictions.csv`'s order
+/// with its labels, and `logits` are the prototype logits whose argmax is its prediction
+/// (no logits for `gcd`, which predicts with k-means).
+fn check_gcd_embed(recipe: &str, run: &Path, dir: &Path, y: &[usize], pred: &[usize]) {
+    let out = dir.join(format!("{recipe}_train.safetensors"));
+    let o = trainer(&[
+        "embed",
+        "--config",
+        run.join("config.toml").to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--train-split",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{recipe}: {}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mask = st.tensor("labelled").unwrap().data().to_vec();
+    assert_eq!(mask.len(), 240);
+    assert_eq!(mask.iter().filter(|&&m| m == 1).count(), 60, "{recipe}");
+    let labels: Vec<i64> = st
+        .tensor("labels")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let unl: Vec<usize> = (0..240).filter(|&i| mask[i] == 0).collect();
+    let y_embed: Vec<usize> = unl.iter().map(|&i| labels[i] as usize).collect();
+    assert_eq!(y_embed, y, "{recipe}");
+    // The labelled images are old-class ones (labels 0-4).
+    assert!((0..240).all(|i| mask[i] == 0 || labels[i] < 5), "{recipe}");
+    match st.tensor("logits") {
+        Err(_) => assert_eq!(recipe, "gcd"),
+        Ok(t) => {
+            assert_eq!(t.shape(), [240, 10], "{recipe}");
+            let l = f32s(t.data());
+            let argmax: Vec<usize> = unl
+                .iter()
+                .map(|&i| {
+                    let row = &l[i * 10..(i + 1) * 10];
+                    (0..10).fold(0, |b, c| if row[c] > row[b] { c } else { b })
+                })
+                .collect();
+            assert_eq!(argmax, pred, "{recipe}");
         }
     }
 }
@@ -1188,6 +1253,32 @@ fn gcd_recipes_train_evaluate_and_write_recomputable_predictions() {
             (acc.all - g["unlabelled"]["all"].as_f64().unwrap()).abs() < 1e-12,
             "{recipe}"
         );
+        if recipe == "gcd" {
+            assert!(g["head"].is_null() && g["backbone_kmeans"].is_null());
+        } else {
+            // The CPU configs set backbone_kmeans; the head statistics count the distinct
+            // predictions of the unlabelled images.
+            let bk = g["backbone_kmeans"]["all"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&bk), "{recipe}: {bk}");
+            let mut distinct = p.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(g["head"]["prototypes_used"], distinct.len(), "{recipe}");
+        }
+        check_gcd_embed(recipe, &run, tmp.path(), &y, &p);
+        // predict would use the backbone's untrained linear head: refused, naming why.
+        let o = trainer(&[
+            "predict",
+            "--run",
+            &run_s,
+            "--images",
+            tmp.path().to_str().unwrap(),
+            "--detector",
+            "msp",
+            "--out",
+            tmp.path().join("pred.csv").to_str().unwrap(),
+        ]);
+        assert_clean_failure(&o, &["category-discovery", "eval", "embed"]);
         check_gcd_export(recipe, &run, tmp.path());
     }
     // Bad split settings name the value.

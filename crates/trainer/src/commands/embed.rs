@@ -11,6 +11,13 @@
 //!
 //! Output tensors: `features` `[N, D]` f32, `logits` `[N, K]` f32 (only with a head),
 //! `labels` `[N]` i64; string metadata records the model, weights, split and preprocessing.
+//!
+//! A category-discovery run (`--run` of `gcd`/`simgcd`/`protogcd`) has no trained linear
+//! head: its `logits` are the cosine prototype logits its evaluation takes the argmax of
+//! (none for `gcd`, which predicts with k-means), and `--train-split` adds `labelled` `[N]`
+//! u8, 1 for the training images the run saw labelled, so that the GCD protocol can be
+//! recomputed outside Unseen. Its `labels` are the run's (old classes first; -1 for a class
+//! outside the split).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +29,8 @@ use safetensors::tensor::Dtype;
 use unseen_data::ImageSet;
 
 use crate::config::ExperimentConfig;
+use crate::families::FamilyKind;
+use crate::run::checkpoint::Which;
 use crate::run::export::{to_safetensors, TensorMap};
 use crate::run::infer::features_and_logits;
 use crate::run::io::write_atomic;
@@ -110,37 +119,86 @@ pub fn embed<B: Backend>(
         );
     }
     let classes = cfg.model.num_classes.unwrap_or(set.num_classes());
-    let model = match &opts.run {
-        Some(run) => crate::families::load_backbone::<B>(cfg, run, device)?,
-        None => crate::run::build::build_backbone::<B>(
-            &cfg.model, classes, set.height, cfg.seed, device, opts.quiet,
-        )?,
+    let gcd_run = match &opts.run {
+        Some(_) => crate::families::family_of(&cfg.recipe)? == FamilyKind::Gcd,
+        None => false,
     };
-    let has_head = model.num_classes() > 0;
-    let (feats, logits) = features_and_logits(
-        &model,
-        &set,
-        &cfg.data.augment.mean,
-        &cfg.data.augment.std,
-        opts.batch_size,
-        device,
-    )?;
-    let (feats, logits) = (feats.values, logits.values);
+    let mut labelled = None;
+    let mut relabel: Option<Vec<u32>> = None;
+    let (feats, logits) = match &opts.run {
+        // A category-discovery run classifies with its prototypes, not with the backbone's
+        // linear head (which it never trains): its logits are the cosine prototype logits
+        // its evaluation uses, absent for k-means prediction (`gcd`).
+        Some(run) if gcd_run => {
+            let r = crate::families::gcd::load_run::<B>(cfg, run, Which::Last, device)?;
+            let (f, l) = crate::families::gcd::model::features_logits(
+                &r.model,
+                &set,
+                cfg,
+                opts.batch_size,
+                device,
+            )?;
+            if opts.train_split && opts.images.is_none() {
+                let mut mask = vec![0u8; set.len()];
+                for &i in &r.data.split.labelled_indices {
+                    mask[i] = 1;
+                }
+                labelled = Some(mask);
+            }
+            relabel = Some(r.data.split.classes.clone());
+            (f, r.method.classifier.map(|_| l))
+        }
+        _ => {
+            let model = match &opts.run {
+                Some(run) => crate::families::load_backbone::<B>(cfg, run, device)?,
+                None => crate::run::build::build_backbone::<B>(
+                    &cfg.model, classes, set.height, cfg.seed, device, opts.quiet,
+                )?,
+            };
+            let has_head = model.num_classes() > 0;
+            let (f, l) = features_and_logits(
+                &model,
+                &set,
+                &cfg.data.augment.mean,
+                &cfg.data.augment.std,
+                opts.batch_size,
+                device,
+            )?;
+            (f, has_head.then_some(l))
+        }
+    };
     let n = set.len();
-    let d = model.feature_dim();
+    let d = feats.width;
     let mut out = TensorMap::new();
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    out.insert("features".into(), (Dtype::F32, vec![n, d], bytes(&feats)));
-    if has_head {
+    out.insert(
+        "features".into(),
+        (Dtype::F32, vec![n, d], bytes(&feats.values)),
+    );
+    let classes = logits.as_ref().map_or(0, |l| l.width);
+    if let Some(l) = &logits {
         out.insert(
             "logits".into(),
-            (Dtype::F32, vec![n, model.num_classes()], bytes(&logits)),
+            (Dtype::F32, vec![n, l.width], bytes(&l.values)),
         );
     }
+    if let Some(mask) = labelled {
+        out.insert("labelled".into(), (Dtype::U8, vec![n], mask));
+    }
+    // A GCD run's labels are its own (old classes first); classes outside its split: -1.
+    let label_of = |l: u32| -> i64 {
+        match &relabel {
+            Some(classes) => classes
+                .iter()
+                .position(|&c| c == l)
+                .map_or(-1, |k| k as i64),
+            None => l as i64,
+        }
+    };
     let labels: Vec<u8> = set
         .labels
         .iter()
-        .flat_map(|&l| (l as i64).to_le_bytes())
+        .flat_map(|&l| label_of(l).to_le_bytes())
         .collect();
     out.insert("labels".into(), (Dtype::I64, vec![n], labels));
     let mut meta = HashMap::new();
@@ -182,7 +240,7 @@ pub fn embed<B: Backend>(
     Ok(EmbedSummary {
         images: n,
         feature_dim: d,
-        classes: if has_head { model.num_classes() } else { 0 },
+        classes,
         out: opts.out.clone(),
     })
 }

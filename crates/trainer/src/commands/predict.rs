@@ -84,6 +84,17 @@ pub fn predict<B: Backend>(
         );
     }
     threshold_at_tpr(&[0.0], opts.tpr)?;
+    if opts.run.is_some()
+        && crate::families::family_of(&cfg.recipe)? == crate::families::FamilyKind::Gcd
+    {
+        bail!(
+            "`{}` is a category-discovery run: its backbone's linear head is never trained (it \
+             classifies with cosine prototypes), so predict's classes and logit scores would be \
+             meaningless; `trainer eval --run RUN --save-scores` gives its OOD scores and \
+             predictions, `trainer embed --run RUN` its features and prototype logits",
+            cfg.recipe
+        );
+    }
     let load = |train: bool| {
         crate::run::data::load_dataset(
             &cfg.data.id,

@@ -327,7 +327,9 @@ pub fn export_run(
 }
 
 /// The backbone of a run's last checkpoint (open-set SSL: its EMA weights), for `trainer
-/// embed --run`.
+/// embed --run` and `trainer predict --run`. A category-discovery run's backbone comes with
+/// the linear head it never trained: its callers use the prototypes instead
+/// ([`gcd::model::features_logits`]) or refuse.
 ///
 /// # Errors
 /// No checkpoint, a corrupt one, or data that cannot be loaded.

@@ -33,6 +33,12 @@ pub struct GcdSection {
     /// Upper bound of the class-number search (default: twice the true number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_k: Option<usize>,
+    /// At every evaluation of a prototype method, also cluster the backbone features with
+    /// semi-supervised k-means and report its accuracy next to the head's
+    /// (`gcd.backbone_kmeans` in `metrics.json`): whether the head predicts as well as its
+    /// representation allows. Costs one clustering of the training set per evaluation.
+    #[serde(default)]
+    pub backbone_kmeans: bool,
     /// The method's keys, checked by the method (unknown keys are rejected there).
     #[serde(flatten)]
     pub method: toml::Table,
@@ -65,6 +71,7 @@ impl Default for GcdSection {
             kmeans_n_init: default_n_init(),
             estimate_k: false,
             max_k: None,
+            backbone_kmeans: false,
             method: toml::Table::new(),
         }
     }

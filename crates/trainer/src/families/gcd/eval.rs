@@ -55,10 +55,78 @@ pub struct GcdMetrics {
     pub unlabelled: AccuracyJson,
     /// On the test split.
     pub test: AccuracyJson,
+    /// Semi-supervised k-means on the backbone features of a prototype method, on the
+    /// unlabelled training images (`[gcd] backbone_kmeans = true`).
+    pub backbone_kmeans: Option<AccuracyJson>,
+    /// The prototype classifier's state (prototype methods).
+    pub head: Option<HeadStats>,
     /// GCD's class-number estimate, when asked.
     pub estimated_k: Option<usize>,
     /// The true number of classes.
     pub true_k: usize,
+}
+
+/// The prototype classifier at an evaluation: what tells a head that learns from one that
+/// cannot (prototypes that never leave their initial directions, or that no image picks).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HeadStats {
+    /// Mean L2 norm of the unnormalised prototypes (`weight_v`): the gradient through the
+    /// normalisation shrinks as its inverse.
+    pub prototype_norm_mean: f64,
+    /// Smallest prototype norm.
+    pub prototype_norm_min: f64,
+    /// Largest prototype norm.
+    pub prototype_norm_max: f64,
+    /// Largest cosine between two prototypes.
+    pub prototype_cos_max: f64,
+    /// Mean cosine between two different prototypes (`-1/(K-1)` for a regular simplex).
+    pub prototype_cos_mean: f64,
+    /// Prototypes that are the argmax of at least one unlabelled training image.
+    pub prototypes_used: usize,
+}
+
+impl HeadStats {
+    /// The statistics of prototypes `[k, d]` (row-major) and the predicted classes.
+    pub fn new(prototypes: &[f32], k: usize, predictions: &[usize]) -> Self {
+        let d = prototypes.len() / k.max(1);
+        let rows: Vec<&[f32]> = prototypes.chunks_exact(d.max(1)).collect();
+        let norms: Vec<f64> = rows
+            .iter()
+            .map(|r| r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt())
+            .collect();
+        let (mut cos_max, mut cos_sum, mut pairs) = (f64::NEG_INFINITY, 0.0, 0usize);
+        for i in 0..k {
+            for j in (i + 1)..k {
+                let dot: f64 = rows[i]
+                    .iter()
+                    .zip(rows[j])
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum();
+                let c = dot / (norms[i] * norms[j]).max(1e-12);
+                cos_max = cos_max.max(c);
+                cos_sum += c;
+                pairs += 1;
+            }
+        }
+        let mut used = vec![false; k];
+        for &p in predictions {
+            if p < k {
+                used[p] = true;
+            }
+        }
+        Self {
+            prototype_norm_mean: norms.iter().sum::<f64>() / k.max(1) as f64,
+            prototype_norm_min: norms.iter().copied().fold(f64::INFINITY, f64::min),
+            prototype_norm_max: norms.iter().copied().fold(0.0, f64::max),
+            prototype_cos_max: if pairs > 0 { cos_max } else { 0.0 },
+            prototype_cos_mean: if pairs > 0 {
+                cos_sum / pairs as f64
+            } else {
+                0.0
+            },
+            prototypes_used: used.iter().filter(|&&u| u).count(),
+        }
+    }
 }
 
 /// One OOD score on one OOD set.
@@ -118,6 +186,26 @@ impl GcdEvaluation {
                 f(a.new)
             );
         }
+        if let Some(a) = g.backbone_kmeans {
+            s += &format!(
+                "{:<12} {:>7} {:>7} {:>7}  (ss-k-means on the backbone)\n",
+                "unlabelled",
+                f(Some(a.all)),
+                f(a.old),
+                f(a.new)
+            );
+        }
+        if let Some(h) = g.head {
+            s += &format!(
+                "prototypes: norm {:.3} ({:.3}-{:.3}), max cosine {:.3}, {} of {} used\n",
+                h.prototype_norm_mean,
+                h.prototype_norm_min,
+                h.prototype_norm_max,
+                h.prototype_cos_max,
+                h.prototypes_used,
+                g.true_k
+            );
+        }
         if let Some(k) = g.estimated_k {
             s += &format!("estimated K = {k} (true K = {})\n", g.true_k);
         }
@@ -163,6 +251,27 @@ impl GcdEvaluation {
                 f(Some(a.all)),
                 f(a.old),
                 f(a.new)
+            );
+        }
+        if let Some(a) = g.backbone_kmeans {
+            s += &format!(
+                "| unlabelled, semi-supervised k-means on the backbone features | {} | {} | {} |\n",
+                f(Some(a.all)),
+                f(a.old),
+                f(a.new)
+            );
+        }
+        if let Some(h) = g.head {
+            s += &format!(
+                "\nPrototypes: mean norm {:.3} (min {:.3}, max {:.3}); pairwise cosine mean {:.3}, \
+                 max {:.3}; {} of {} are the prediction of at least one unlabelled image.\n",
+                h.prototype_norm_mean,
+                h.prototype_norm_min,
+                h.prototype_norm_max,
+                h.prototype_cos_mean,
+                h.prototype_cos_max,
+                h.prototypes_used,
+                g.true_k
             );
         }
         if let Some(k) = g.estimated_k {
@@ -269,7 +378,8 @@ pub fn evaluate<B: Backend>(
     // L2-normalised backbone features of labelled + unlabelled training images, with the
     // labelled images' classes: the input of semi-supervised k-means (GCD's
     // test_kmeans_semi_sup) and of the class-number estimate. Computed once, when needed.
-    let clustering_input = if kmeans || sec.estimate_k {
+    let probe = !kmeans && sec.backbone_kmeans;
+    let clustering_input = if kmeans || sec.estimate_k || probe {
         let lab = Arc::new(data.split.labelled.clone());
         let feat_l = features_logits(model, &lab, cfg, bs, device)?.0;
         let d = feat_l.width;
@@ -308,6 +418,26 @@ pub fn evaluate<B: Backend>(
             "argmax of the prototype logits",
         ),
     };
+    let backbone_kmeans = match (&clustering_input, probe) {
+        (Some((x, d, labels)), true) => {
+            let mut km = SsKMeansConfig::new(k);
+            km.n_init = sec.kmeans_n_init;
+            let res = semi_supervised_kmeans(x, *d, labels, &km, &mut uniform)?;
+            let pred = &res.assignments[data.split.labelled.len()..];
+            Some(acc_json(gcd_accuracy_v2(&y_u, pred, &data.split.is_old)?))
+        }
+        _ => None,
+    };
+    let head = (!kmeans).then(|| {
+        let p = model
+            .prototypes
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap_or_default();
+        HeadStats::new(&p, k, &pred_u)
+    });
     let acc_u = gcd_accuracy_v2(&y_u, &pred_u, &data.split.is_old)?;
     let acc_t = gcd_accuracy_v2(&y_t, &pred_t, &data.test.is_old)?;
     let estimated_k = match (&clustering_input, sec.estimate_k) {
@@ -353,6 +483,8 @@ pub fn evaluate<B: Backend>(
                 labelled: data.num_labelled,
                 unlabelled: acc_json(acc_u),
                 test: acc_json(acc_t),
+                backbone_kmeans,
+                head,
                 estimated_k,
                 true_k: k,
             },

@@ -107,8 +107,18 @@ impl Evaluated for GcdEvaluation {
     }
 
     fn line(&self) -> String {
-        let u = self.metrics.gcd.unlabelled;
-        format!("unlabelled All {:.2}%", 100.0 * u.all)
+        let g = &self.metrics.gcd;
+        let mut line = format!("unlabelled All {:.2}%", 100.0 * g.unlabelled.all);
+        if let Some(a) = g.backbone_kmeans {
+            line += &format!(" (backbone k-means {:.2}%)", 100.0 * a.all);
+        }
+        if let Some(h) = g.head {
+            line += &format!(
+                ", {}/{} prototypes used, norm {:.2}",
+                h.prototypes_used, g.true_k, h.prototype_norm_mean
+            );
+        }
+        line
     }
 }
 
@@ -203,6 +213,14 @@ impl<B: AutodiffBackend> Family<B> for GcdFamily<B> {
             if let Some(nw) = acc.new {
                 tb.scalar(&format!("gcd/{set}/new"), nw, step);
             }
+        }
+        if let Some(a) = g.backbone_kmeans {
+            tb.scalar("gcd/backbone_kmeans/all", a.all, step);
+        }
+        if let Some(h) = g.head {
+            tb.scalar("head/prototype_norm", h.prototype_norm_mean, step);
+            tb.scalar("head/prototype_cos_max", h.prototype_cos_max, step);
+            tb.scalar("head/prototypes_used", h.prototypes_used as f64, step);
         }
         Ok(ev)
     }
