@@ -1191,6 +1191,68 @@ fn check_gcd_embed(recipe: &str, run: &Path, dir: &Path, y: &[usize], pred: &[us
     }
 }
 
+/// `model.weights = "run:DIR"` starts a network from another run's backbone: the ProtoGCD
+/// run of `dir`, embedded through a config whose weights point at it, gives exactly the
+/// run's own features (its untrained linear head is left out); another network or a folder
+/// that is not a run is refused, naming why.
+fn check_run_weights(dir: &Path) {
+    let src = dir.join("protogcd_mnist");
+    let config = src.join("config.toml").display().to_string();
+    let embed = |extra: &[String], out: &str| {
+        let mut a: Vec<String> = ["embed", "--config", &config, "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.push(dir.join(out).display().to_string());
+        a.extend(extra.iter().cloned());
+        trainer(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    };
+    let weights = |d: &Path| {
+        vec![
+            "--set".to_string(),
+            format!("model.weights=\"run:{}\"", d.display()),
+        ]
+    };
+    let o = embed(
+        &["--run".into(), src.display().to_string()],
+        "src.safetensors",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut a = weights(&src);
+    a.extend(["--set".into(), "model.allow_partial=[\"fc\"]".into()]);
+    let o = embed(&a, "chained.safetensors");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("kept initial: fc.weight (absent)"),
+        "{}",
+        stderr(&o)
+    );
+    let (s1, f1) = read_tensor(&dir.join("src.safetensors"), "features");
+    let (s2, f2) = read_tensor(&dir.join("chained.safetensors"), "features");
+    assert_eq!(s1, s2);
+    assert_eq!(
+        f1, f2,
+        "the chained backbone computes the source run's features"
+    );
+    // Without allow_partial the missing head is named, with the key to allow.
+    assert_clean_failure(
+        &embed(&weights(&src), "x.safetensors"),
+        &["fc.weight", "[\"fc\"]"],
+    );
+    // Another width: refused before loading, naming both networks.
+    let mut a = weights(&src);
+    a.extend(["--set".into(), "model.width=16".into()]);
+    assert_clean_failure(
+        &embed(&a, "x.safetensors"),
+        &["run:", "width Some(8)", "width Some(16)"],
+    );
+    // Not a run folder.
+    assert_clean_failure(
+        &embed(&weights(dir), "x.safetensors"),
+        &["not a run folder"],
+    );
+}
+
 #[test]
 fn gcd_recipes_train_evaluate_and_write_recomputable_predictions() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1281,6 +1343,7 @@ fn gcd_recipes_train_evaluate_and_write_recomputable_predictions() {
         assert_clean_failure(&o, &["category-discovery", "eval", "embed"]);
         check_gcd_export(recipe, &run, tmp.path());
     }
+    check_run_weights(tmp.path());
     // Bad split settings name the value.
     let a = gcd_args(
         "protogcd",

@@ -25,7 +25,8 @@ pub struct BackboneSpec {
     #[serde(default)]
     pub width: Option<usize>,
     /// Pretrained weights: a file path or `hf:<org>/<name>[@<rev>][:<file>]` (see
-    /// [`crate::hub`]). Loaded after initialisation, before training.
+    /// [`crate::hub`]); the trainer also resolves `run:<run folder>` (another run's backbone,
+    /// through [`Backbone::load_tensors`]). Loaded after initialisation, before training.
     #[serde(default)]
     pub weights: Option<String>,
     /// Nested state dict inside the weights file (`teacher` in a DINO training checkpoint,
@@ -477,6 +478,20 @@ impl<B: Backend> Backbone<B> {
         arch: &str,
     ) -> Result<(Self, LoadReport), WeightsError> {
         let raw = weights::read_tensors(file, key)?;
+        self.load_tensors(raw, file, allow_partial, arch)
+    }
+
+    /// Loads tensors already read (a state dict under any naming [`Backbone::load_weights`]
+    /// accepts), with the same rules; `source` names where they come from in the report and
+    /// in errors.
+    pub fn load_tensors(
+        self,
+        raw: weights::Tensors,
+        source: &Path,
+        allow_partial: &[String],
+        arch: &str,
+    ) -> Result<(Self, LoadReport), WeightsError> {
+        let file = source;
         let mut report = LoadReport {
             file: file.to_path_buf(),
             ..Default::default()

@@ -122,8 +122,8 @@ pub enum WeightsError {
     #[error(
         "{file} does not fit {arch}: {} missing parameter(s) [{}] and {} unused tensor(s) \
          [{}] (recognised naming: {naming}). Nothing was loaded. If this is intended (e.g. a \
-         new classifier head), list the keys in model.allow_partial, e.g. [\"head\"]",
-        missing.len(), preview(missing), unused.len(), preview(unused)
+         new classifier head), list the keys in model.allow_partial, e.g. [{}]",
+        missing.len(), preview(missing), unused.len(), preview(unused), modules(missing, unused)
     )]
     Mismatch {
         /// The file.
@@ -402,6 +402,26 @@ pub fn strip_wrappers(tensors: Tensors) -> Tensors {
             (k.to_string(), v)
         })
         .collect()
+}
+
+/// The modules (key up to the last `.`) of the keys, quoted, as an `allow_partial` list:
+/// `"fc"` for a ResNet's head, `"head"` for a ViT's.
+fn modules(missing: &[String], unused: &[String]) -> String {
+    let mut m: Vec<&str> = missing
+        .iter()
+        .chain(unused)
+        .map(|k| k.rsplit_once('.').map_or(k.as_str(), |(m, _)| m))
+        .collect();
+    m.sort_unstable();
+    m.dedup();
+    if m.is_empty() {
+        return "\"head\"".into();
+    }
+    m.iter()
+        .take(4)
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Does a key match one of the `allow_partial` patterns?

@@ -113,6 +113,13 @@ pub fn build_model<B: Backend>(
     if !load_weights {
         spec.weights = None;
     }
+    // The backbone's own linear head is never used here: weights (a file, or another run's
+    // backbone with `run:`) need not bring one.
+    for head in ["fc", "head"] {
+        if !spec.allow_partial.iter().any(|p| p == head) {
+            spec.allow_partial.push(head.into());
+        }
+    }
     let backbone = crate::run::build::build_backbone::<B>(&spec, k, img, cfg.seed, device, false)?;
     let d = backbone.feature_dim();
     let mut rng = Rng::stream(cfg.seed, "gcd-heads");
