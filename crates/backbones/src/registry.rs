@@ -55,6 +55,11 @@ pub struct BackboneSpec {
     /// network, with it. Same parameters either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_relu: Option<bool>,
+    /// Tensors to load instead of reading `weights` (never serialised): how the trainer
+    /// hands `weights = "run:<run folder>"`, another run's backbone read once when a command
+    /// starts, to [`Backbone::load_tensors`]; `weights` still names the source in reports.
+    #[serde(skip)]
+    pub preloaded: Option<std::sync::Arc<weights::Tensors>>,
 }
 
 fn default_in_channels() -> usize {
@@ -119,6 +124,7 @@ impl BackboneSpec {
             img_size: None,
             grad_from_block: None,
             last_relu: None,
+            preloaded: None,
         }
     }
 

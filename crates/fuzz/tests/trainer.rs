@@ -77,7 +77,7 @@ fn checkpoint() -> (tempfile::TempDir, unseen_backbones::Backbone<B>) {
     )
     .unwrap();
     let device = Default::default();
-    let model = trainer::run::build::build_for_checkpoint::<B>(&cfg, 6, 28, &device).unwrap();
+    let model = trainer::families::build::build_for_checkpoint::<B>(&cfg, 6, 28, &device).unwrap();
     let dir = tempfile::tempdir().unwrap();
     trainer::run::checkpoint::save_weights(&dir.path().join("model"), &model).unwrap();
     let state = trainer::run::checkpoint::TrainState::start(7);

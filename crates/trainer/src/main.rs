@@ -334,11 +334,14 @@ fn run(cli: Cli) -> Result<()> {
 
 fn cmd_train(a: TrainArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
-    let cfg: ExperimentConfig = match (&a.config, &a.resume) {
+    let mut cfg: ExperimentConfig = match (&a.config, &a.resume) {
         (Some(c), _) => families::load_config(c, &a.overrides)?,
         (None, Some(run)) => load_run(run, &a.overrides)?,
         (None, None) => anyhow::bail!("`train` needs --config FILE (or --resume RUN_DIR)"),
     };
+    if a.resume.is_none() {
+        families::preload_run_weights(&mut cfg)?;
+    }
     let opts = TrainOptions {
         device_label: device.label(),
         resume: a.resume.clone(),
@@ -389,7 +392,8 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
             })?
         }
         (None, Some(config)) => {
-            let cfg = families::load_config(config, &a.overrides)?;
+            let mut cfg = families::load_config(config, &a.overrides)?;
+            families::preload_run_weights(&mut cfg)?;
             let out = a
                 .out
                 .clone()
@@ -578,7 +582,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
 
 fn cmd_embed(a: EmbedArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
-    let cfg = families::load_config(&a.config, &a.overrides)?;
+    let mut cfg = families::load_config(&a.config, &a.overrides)?;
+    if a.run.is_none() {
+        families::preload_run_weights(&mut cfg)?;
+    }
     let opts = trainer::commands::embed::EmbedOptions {
         train_split: a.train_split,
         run: a.run,
@@ -612,7 +619,11 @@ fn cmd_predict(a: PredictArgs) -> Result<()> {
     let device = DeviceChoice::parse(&a.device)?;
     let cfg = match (&a.run, &a.config) {
         (Some(run), _) => load_run(run, &a.overrides)?,
-        (None, Some(c)) => families::load_config(c, &a.overrides)?,
+        (None, Some(c)) => {
+            let mut cfg = families::load_config(c, &a.overrides)?;
+            families::preload_run_weights(&mut cfg)?;
+            cfg
+        }
         (None, None) => anyhow::bail!("`predict` needs --run RUN_DIR or --config FILE"),
     };
     let opts = trainer::commands::predict::PredictOptions {

@@ -151,7 +151,7 @@ pub fn embed<B: Backend>(
         _ => {
             let model = match &opts.run {
                 Some(run) => crate::families::load_backbone::<B>(cfg, run, device)?,
-                None => crate::run::build::build_backbone::<B>(
+                None => crate::families::build::build_backbone::<B>(
                     &cfg.model, classes, set.height, cfg.seed, device, opts.quiet,
                 )?,
             };

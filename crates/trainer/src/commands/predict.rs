@@ -108,7 +108,7 @@ pub fn predict<B: Backend>(
     let (train, test) = (load(true)?, load(false)?);
     let model: Backbone<B> = match &opts.run {
         Some(run) => crate::families::load_backbone::<B>(cfg, run, device)?,
-        None => crate::run::build::build_backbone::<B>(
+        None => crate::families::build::build_backbone::<B>(
             &cfg.model,
             cfg.model.num_classes.unwrap_or(train.num_classes()),
             train.height,

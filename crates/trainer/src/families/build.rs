@@ -47,14 +47,20 @@ pub fn build_backbone<B: Backend>(
     let mut rng = Rng::stream(seed, "init");
     let mut model = unseen_backbones::init::reinit(model, &mut || rng.next_f64());
     if let Some(w) = &spec.weights {
-        let (m, report) = match w.strip_prefix("run:") {
-            Some(dir) => {
-                let raw = run_backbone_tensors::<B>(spec, Path::new(dir), device)?;
-                model
-                    .load_tensors(raw, Path::new(w), &spec.allow_partial, &spec.name)
-                    .context("model.weights")?
-            }
-            None => {
+        let (m, report) = match (&spec.preloaded, w.starts_with("run:")) {
+            (Some(raw), _) => model
+                .load_tensors(
+                    raw.as_ref().clone(),
+                    Path::new(w),
+                    &spec.allow_partial,
+                    &spec.name,
+                )
+                .context("model.weights")?,
+            (None, true) => bail!(
+                "model.weights = {w:?}: another run's backbone is read when a command starts \
+                 (crate::families::preload_run_weights); this caller did not"
+            ),
+            (None, false) => {
                 let file = unseen_backbones::hub::resolve(w).context("model.weights")?;
                 model
                     .load_weights(
@@ -72,66 +78,6 @@ pub fn build_backbone<B: Backend>(
         model = m;
     }
     Ok(freeze(spec, model))
-}
-
-/// `model.weights = "run:DIR"`: the backbone of run folder `DIR`'s last checkpoint (an
-/// open-set SSL run's EMA weights), as the state dict an export would write. A
-/// category-discovery run's linear head is left out (it is never trained); any other
-/// run's head loads like a file's (`allow_partial = ["head"]` for another number of
-/// classes).
-///
-/// # Errors
-/// `DIR` is not a run folder, has no checkpoint, or trained another network than `spec`.
-fn run_backbone_tensors<B: Backend>(
-    spec: &unseen_backbones::BackboneSpec,
-    dir: &Path,
-    device: &B::Device,
-) -> Result<unseen_backbones::weights::Tensors> {
-    let what = || format!("model.weights = \"run:{}\"", dir.display());
-    let config = dir.join("config.toml");
-    if !config.is_file() {
-        bail!(
-            "{}: {} is not a run folder (no config.toml in it)",
-            what(),
-            dir.display()
-        );
-    }
-    let src = crate::families::load_config(&config, &[]).with_context(what)?;
-    let (a, b) = (&src.model, spec);
-    if (&a.name, a.in_channels, a.width) != (&b.name, b.in_channels, b.width) {
-        bail!(
-            "{}: that run trained `{}` (in_channels {}, width {:?}), this config builds `{}` \
-             (in_channels {}, width {:?}); [model] must name the same network",
-            what(),
-            a.name,
-            a.in_channels,
-            a.width,
-            b.name,
-            b.in_channels,
-            b.width
-        );
-    }
-    let backbone = crate::families::load_backbone::<B>(&src, dir, device).with_context(what)?;
-    let gcd = crate::families::family_of(&src.recipe)? == crate::families::FamilyKind::Gcd;
-    let head = backbone.head_name();
-    let mut out = unseen_backbones::weights::Tensors::new();
-    for (key, (dtype, shape, bytes)) in
-        unseen_backbones::weights::state_dict(&backbone, 0).with_context(what)?
-    {
-        let in_head = key.strip_prefix(head).is_some_and(|r| r.starts_with('.'));
-        if dtype != safetensors::Dtype::F32 || (gcd && in_head) {
-            continue; // num_batches_tracked; an untrained GCD head
-        }
-        let values = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        out.insert(
-            key,
-            unseen_backbones::weights::SourceTensor::new(shape, values),
-        );
-    }
-    Ok(out)
 }
 
 /// Builds the network a run's checkpoint will be loaded into: as [`build_model`] but

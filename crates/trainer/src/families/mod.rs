@@ -5,7 +5,10 @@
 //! registry of its methods (`families/<family>/methods/mod.rs`, one line per method). This
 //! module finds the family of a `recipe` from those registries and routes `train`, `eval`,
 //! `export` and `embed --run` to it; nothing else in the crate matches on the family.
+//! [`build`] builds a backbone from `[model]` for all of them (`model.weights = "run:DIR"`
+//! included, which reads another run through this module).
 
+pub mod build;
 pub mod gcd;
 pub mod ood;
 pub mod ossl;
@@ -277,7 +280,7 @@ pub fn evaluate_config<B: Backend>(
     }
     let data = crate::run::data::load(&cfg.data, cfg.seed, false, cfg.model.in_channels)?;
     let classes = cfg.model.num_classes.unwrap_or(data.num_classes());
-    let model = crate::run::build::build_backbone::<B>(
+    let model = crate::families::build::build_backbone::<B>(
         &cfg.model,
         classes,
         data.id_train.height,
@@ -324,6 +327,74 @@ pub fn export_run(
             ossl::export::export_run::<B>(cfg, run_dir, which, out, overwrite, &device)
         }
     }
+}
+
+/// `model.weights = "run:DIR"`: reads the backbone of run folder `DIR`'s last checkpoint (an
+/// open-set SSL run's EMA weights) once, on the CPU, as the state dict an export would write,
+/// into `cfg.model.preloaded` (which [`build::build_backbone`] then loads with a file's
+/// rules). A category-discovery run's linear head is left out (it is never trained). Other
+/// weights are left alone. Commands call this when they start (not when resuming: a
+/// checkpoint replaces every weight).
+///
+/// # Errors
+/// `DIR` is not a run folder, has no checkpoint, or trained another network than `[model]`.
+pub fn preload_run_weights(cfg: &mut ExperimentConfig) -> Result<()> {
+    type Cpu = burn::backend::Flex;
+    let Some(dir) = cfg
+        .model
+        .weights
+        .as_deref()
+        .and_then(|w| w.strip_prefix("run:"))
+    else {
+        return Ok(());
+    };
+    let dir = PathBuf::from(dir);
+    let what = || format!("model.weights = \"run:{}\"", dir.display());
+    let config = dir.join("config.toml");
+    if !config.is_file() {
+        bail!(
+            "{}: {} is not a run folder (no config.toml in it)",
+            what(),
+            dir.display()
+        );
+    }
+    let src = load_config(&config, &[]).with_context(what)?;
+    let (a, b) = (&src.model, &cfg.model);
+    if (&a.name, a.in_channels, a.width) != (&b.name, b.in_channels, b.width) {
+        bail!(
+            "{}: that run trained `{}` (in_channels {}, width {:?}), this config builds `{}` \
+             (in_channels {}, width {:?}); [model] must name the same network",
+            what(),
+            a.name,
+            a.in_channels,
+            a.width,
+            b.name,
+            b.in_channels,
+            b.width
+        );
+    }
+    let backbone = load_backbone::<Cpu>(&src, &dir, &Default::default()).with_context(what)?;
+    let gcd = family_of(&src.recipe)? == FamilyKind::Gcd;
+    let head = backbone.head_name();
+    let mut out = unseen_backbones::weights::Tensors::new();
+    for (key, (dtype, shape, bytes)) in
+        unseen_backbones::weights::state_dict(&backbone, 0).with_context(what)?
+    {
+        let in_head = key.strip_prefix(head).is_some_and(|r| r.starts_with('.'));
+        if dtype != safetensors::Dtype::F32 || (gcd && in_head) {
+            continue; // num_batches_tracked; an untrained GCD head
+        }
+        let values = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.insert(
+            key,
+            unseen_backbones::weights::SourceTensor::new(shape, values),
+        );
+    }
+    cfg.model.preloaded = Some(std::sync::Arc::new(out));
+    Ok(())
 }
 
 /// The backbone of a run's last checkpoint (open-set SSL: its EMA weights), for `trainer

@@ -1,9 +1,8 @@
 //! What every run shares, whatever its family: the one training loop ([`driver`]) and the
 //! hooks a family gives it ([`family`]), the run folder ([`run_dir`]), checkpoints, the
-//! optimiser and schedules, TensorBoard, file writes, devices, building a backbone, the one
+//! optimiser and schedules, TensorBoard, file writes, devices, the one
 //! inference path ([`infer`]), EMA, data loading, export files and Ctrl-C.
 
-pub mod build;
 pub mod checkpoint;
 pub mod data;
 pub mod detect;

@@ -19,7 +19,7 @@ use super::methods::{GcdBatch, GcdMethod};
 use super::model::{self, GcdModel};
 use super::{build_method, load_data, method_info, section, GcdData, MethodInfo};
 use crate::config::ExperimentConfig;
-use crate::run::build::freeze;
+use crate::families::build::freeze;
 use crate::run::checkpoint::Best;
 use crate::run::family::{Evaluated, Family, StepLoss, StepValues};
 use crate::run::tb::TbLogger;

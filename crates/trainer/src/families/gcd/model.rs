@@ -120,7 +120,8 @@ pub fn build_model<B: Backend>(
             spec.allow_partial.push(head.into());
         }
     }
-    let backbone = crate::run::build::build_backbone::<B>(&spec, k, img, cfg.seed, device, false)?;
+    let backbone =
+        crate::families::build::build_backbone::<B>(&spec, k, img, cfg.seed, device, false)?;
     let d = backbone.feature_dim();
     let mut rng = Rng::stream(cfg.seed, "gcd-heads");
     let projector = Projector::new(d, sec.proj_hidden, sec.proj_dim, &mut rng, device);

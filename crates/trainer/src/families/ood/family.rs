@@ -17,7 +17,7 @@ use super::eval::{self, Evaluation};
 use super::methods::{OodMethod, StepBatch};
 use super::{build_method, method_info};
 use crate::config::ExperimentConfig;
-use crate::run::build::{build_model, freeze};
+use crate::families::build::{build_model, freeze};
 use crate::run::checkpoint;
 use crate::run::data::ExperimentData;
 use crate::run::family::{Evaluated, Family, StepLoss, StepValues};

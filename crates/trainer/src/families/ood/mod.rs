@@ -21,7 +21,7 @@ use burn::tensor::backend::AutodiffBackend;
 use unseen_backbones::Backbone;
 
 use crate::config::ExperimentConfig;
-use crate::run::build::build_for_checkpoint;
+use crate::families::build::build_for_checkpoint;
 use crate::run::checkpoint::{self, Which};
 use crate::run::data::ExperimentData;
 pub use family::{setup, OodFamily};

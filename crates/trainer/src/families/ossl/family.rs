@@ -21,7 +21,7 @@ use super::{
     MethodInfo, OsslState,
 };
 use crate::config::ExperimentConfig;
-use crate::run::build::freeze;
+use crate::families::build::freeze;
 use crate::run::checkpoint::Best;
 use crate::run::ema::ema_update;
 use crate::run::family::{Evaluated, Family, StepLoss, StepValues};

@@ -176,8 +176,14 @@ pub fn build_model<B: Backend>(
     if !with_weights {
         spec.weights = None;
     }
-    let backbone =
-        crate::run::build::build_backbone(&spec, k, img_size, cfg.seed, device, !with_weights)?;
+    let backbone = crate::families::build::build_backbone(
+        &spec,
+        k,
+        img_size,
+        cfg.seed,
+        device,
+        !with_weights,
+    )?;
     let heads = heads.map(|proj_dim| {
         let mut rng = Rng::stream(cfg.seed, "ossl-heads");
         IoMatchHeads::new(backbone.feature_dim(), k, proj_dim, &mut rng, device)
