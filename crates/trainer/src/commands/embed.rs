@@ -29,8 +29,6 @@ use safetensors::tensor::Dtype;
 use unseen_data::ImageSet;
 
 use crate::config::ExperimentConfig;
-use crate::families::FamilyKind;
-use crate::run::checkpoint::Which;
 use crate::run::export::{to_safetensors, TensorMap};
 use crate::run::infer::features_and_logits;
 use crate::run::io::write_atomic;
@@ -119,42 +117,20 @@ pub fn embed<B: Backend>(
         );
     }
     let classes = cfg.model.num_classes.unwrap_or(set.num_classes());
-    let gcd_run = match &opts.run {
-        Some(_) => crate::families::family_of(&cfg.recipe)? == FamilyKind::Gcd,
-        None => false,
-    };
     let mut labelled = None;
     let mut relabel: Option<Vec<u32>> = None;
     let (feats, logits) = match &opts.run {
-        // A category-discovery run classifies with its prototypes, not with the backbone's
-        // linear head (which it never trains): its logits are the cosine prototype logits
-        // its evaluation uses, absent for k-means prediction (`gcd`).
-        Some(run) if gcd_run => {
-            let r = crate::families::gcd::load_run::<B>(cfg, run, Which::Last, device)?;
-            let (f, l) = crate::families::gcd::model::features_logits(
-                &r.model,
-                &set,
-                cfg,
-                opts.batch_size,
-                device,
-            )?;
-            if opts.train_split && opts.images.is_none() {
-                let mut mask = vec![0u8; set.len()];
-                for &i in &r.data.split.labelled_indices {
-                    mask[i] = 1;
-                }
-                labelled = Some(mask);
-            }
-            relabel = Some(r.data.split.classes.clone());
-            (f, r.method.classifier.map(|_| l))
+        Some(run) => {
+            let training = opts.train_split && opts.images.is_none();
+            let e =
+                crate::families::embed_run::<B>(cfg, run, &set, training, opts.batch_size, device)?;
+            (labelled, relabel) = (e.labelled, e.classes);
+            (e.features, e.logits)
         }
-        _ => {
-            let model = match &opts.run {
-                Some(run) => crate::families::load_backbone::<B>(cfg, run, device)?,
-                None => crate::families::build::build_backbone::<B>(
-                    &cfg.model, classes, set.height, cfg.seed, device, opts.quiet,
-                )?,
-            };
+        None => {
+            let model = crate::families::build::build_backbone::<B>(
+                &cfg.model, classes, set.height, cfg.seed, device, opts.quiet,
+            )?;
             let has_head = model.num_classes() > 0;
             let (f, l) = features_and_logits(
                 &model,

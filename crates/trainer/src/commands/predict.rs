@@ -84,9 +84,7 @@ pub fn predict<B: Backend>(
         );
     }
     threshold_at_tpr(&[0.0], opts.tpr)?;
-    if opts.run.is_some()
-        && crate::families::family_of(&cfg.recipe)? == crate::families::FamilyKind::Gcd
-    {
+    if opts.run.is_some() && !crate::families::trains_backbone_head(&cfg.recipe)? {
         bail!(
             "`{}` is a category-discovery run: its backbone's linear head is never trained (it \
              classifies with cosine prototypes), so predict's classes and logit scores would be \

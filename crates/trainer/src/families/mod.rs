@@ -397,6 +397,75 @@ pub fn preload_run_weights(cfg: &mut ExperimentConfig) -> Result<()> {
     Ok(())
 }
 
+/// What `trainer embed --run` writes for a run ([`embed_run`]).
+pub struct RunEmbedding {
+    /// Backbone features `[n, d]`.
+    pub features: crate::run::infer::Rows,
+    /// The logits the run classifies with: the backbone's head, a category-discovery run's
+    /// cosine prototype logits, none for `gcd` (k-means) or a headless network.
+    pub logits: Option<crate::run::infer::Rows>,
+    /// With the run's training images (a category-discovery run): 1 for each image it saw
+    /// labelled.
+    pub labelled: Option<Vec<u8>>,
+    /// A category-discovery run's labels: `classes[k]` is the source class of its label `k`.
+    pub classes: Option<Vec<u32>>,
+}
+
+/// The features and logits of run `run_dir`'s last checkpoint over `set` (`training`: `set`
+/// is `data.id`'s training split, as the run loaded it). A category-discovery run never
+/// trains its backbone's linear head: its logits are the prototype logits its evaluation
+/// uses, and it also says which training images were labelled and how it relabelled them.
+///
+/// # Errors
+/// No checkpoint, a corrupt one, data that cannot be loaded, or a zero batch size.
+pub fn embed_run<B: Backend>(
+    cfg: &ExperimentConfig,
+    run_dir: &Path,
+    set: &std::sync::Arc<unseen_data::ImageSet>,
+    training: bool,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<RunEmbedding> {
+    if family_of(&cfg.recipe)? == FamilyKind::Gcd {
+        let r = gcd::load_run::<B>(cfg, run_dir, Which::Last, device)?;
+        let (features, logits) =
+            gcd::model::features_logits(&r.model, set, cfg, batch_size, device)?;
+        let labelled = training.then(|| {
+            let mut mask = vec![0u8; set.len()];
+            for &i in &r.data.split.labelled_indices {
+                mask[i] = 1;
+            }
+            mask
+        });
+        return Ok(RunEmbedding {
+            features,
+            logits: r.method.classifier.map(|_| logits),
+            labelled,
+            classes: Some(r.data.split.classes.clone()),
+        });
+    }
+    let model = load_backbone::<B>(cfg, run_dir, device)?;
+    let aug = &cfg.data.augment;
+    let (features, logits) = crate::run::infer::features_and_logits(
+        &model, set, &aug.mean, &aug.std, batch_size, device,
+    )?;
+    Ok(RunEmbedding {
+        features,
+        logits: (model.num_classes() > 0).then_some(logits),
+        labelled: None,
+        classes: None,
+    })
+}
+
+/// Whether a run of `recipe` trains its backbone's linear head (the classifier `predict`
+/// scores with); a category-discovery run does not (it classifies with prototypes).
+///
+/// # Errors
+/// An unknown recipe.
+pub fn trains_backbone_head(recipe: &str) -> Result<bool> {
+    Ok(family_of(recipe)? != FamilyKind::Gcd)
+}
+
 /// The backbone of a run's last checkpoint (open-set SSL: its EMA weights), for `trainer
 /// embed --run` and `trainer predict --run`. A category-discovery run's backbone comes with
 /// the linear head it never trained: its callers use the prototypes instead
